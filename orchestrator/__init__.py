@@ -1,0 +1,1 @@
+"""saga-orchestrator: a durable saga orchestrator."""

@@ -1,0 +1,93 @@
+"""One place mapping every failure to the documented error shape.
+
+``{"error": {"code": "<snake_case>", "message": "...", ...}}``; a 5xx is a bug,
+except 503 (database unavailable), which carries ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
+
+from orchestrator.errors import OrchestratorError
+
+log = logging.getLogger("orchestrator.api")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "too_many_requests",
+}
+
+
+def error_response(status: int, code: str, message: str, **details: Any) -> JSONResponse:
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse(
+        {"error": {"code": code, "message": message, **details}},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] or parts
+    return ".".join(parts)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(OrchestratorError)
+    async def _ours(_: Request, exc: OrchestratorError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, **exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(400, "invalid_json", "the request body is not valid JSON")
+        fields = [{"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in errors]
+        return error_response(422, "invalid_request", "the request is invalid", fields=fields)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        response = error_response(exc.status_code, code, message)
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(ConnectionError)
+    @app.exception_handler(OSError)
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", exc)
+        return error_response(503, "unavailable", "the database is unavailable; retry shortly")
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(_: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return error_response(503, "unavailable", "the database is unavailable; retry shortly")
+        log.exception("database error")
+        return error_response(500, "internal_error", "internal error")
+
+    @app.exception_handler(Exception)
+    async def _bug(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "internal error")

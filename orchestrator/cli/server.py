@@ -1,0 +1,173 @@
+"""Commands that run things: ``serve``, ``up``, ``db upgrade``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from typing import Any
+
+import click
+import uvicorn
+
+from orchestrator.settings import DEFAULT_HOME, Settings
+from orchestrator.store import migrate
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--role",
+    type=click.Choice(["all", "api", "worker"]),
+    default="all",
+    show_default=True,
+    help="api: REST only; worker: drive sagas (with /healthz, /readyz, /metrics); all: both.",
+)
+@click.option("--no-migrate", is_flag=True, help="Do not run migrations at start.")
+def serve(host: str, port: int, role: str, no_migrate: bool) -> None:
+    """Run the orchestrator (configured by SAGA_* environment variables)."""
+    from orchestrator.api.app import create_app
+
+    settings = Settings()
+    _configure_logging(settings.log_level)
+    if not no_migrate:
+        migrate.upgrade(settings.database_url)
+    app = create_app(settings, role=role)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=15)
+
+
+@click.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option(
+    "--participants/--no-participants",
+    default=True,
+    show_default=True,
+    help="Also migrate the example services' databases (PARTICIPANT_* settings).",
+)
+def db_upgrade(participants: bool) -> None:
+    """Run every migration to head: the orchestrator's and the example services'."""
+    settings = Settings()
+    migrate.upgrade(settings.database_url)
+    click.echo(f"orchestrator: at {migrate.head_revision()}")
+    if participants:
+        from participants.registry import SERVICES
+
+        from participants.kit.migrate import upgrade as upgrade_service
+
+        for name in SERVICES:
+            url = service_database_url(name)
+            upgrade_service(name, url)
+            click.echo(f"{name}: at head")
+
+
+def service_database_url(name: str) -> str:
+    """A service's database: ``SAGA_<NAME>_DATABASE_URL`` or its SQLite file in ./.saga."""
+    import os
+
+    return os.environ.get(f"SAGA_{name.upper()}_DATABASE_URL") or (
+        f"sqlite+aiosqlite:///{DEFAULT_HOME}/{name}.db"
+    )
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # `saga up` handles signals for all servers
+        pass
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int, help="The orchestrator's port.")
+def up(host: str, port: int) -> None:
+    """Everything in one process for trying it: orchestrator, worker and example services.
+
+    Embedded SQLite files in ./.saga/, faults enabled, the `order` definition
+    registered, demo accounts and stock seeded. Ctrl-C stops it cleanly.
+    """
+    from participants.registry import SERVICES
+
+    from participants.kit.migrate import upgrade as upgrade_service
+
+    _configure_logging("INFO")
+    urls = {name: f"http://{host}:{spec.port}" for name, spec in SERVICES.items()}
+    settings = Settings(
+        participants={name: [url] for name, url in urls.items()},
+        enable_faults=True,
+    )
+    migrate.upgrade(settings.database_url)
+    for name in SERVICES:
+        upgrade_service(name, service_database_url(name))
+    asyncio.run(_run_up(settings, host, port, urls))
+
+
+async def _run_up(settings: Settings, host: str, port: int, urls: dict[str, str]) -> None:
+    from participants.order_saga import ORDER_DEFINITION
+    from participants.registry import SERVICES
+
+    from orchestrator.api.app import create_app
+
+    servers: list[uvicorn.Server] = []
+    for name, spec in SERVICES.items():
+        service_settings = spec.settings(
+            database_url=service_database_url(name), enable_faults=True
+        )
+        await spec.seed(service_settings.database_url)
+        app = spec.create_app(service_settings)
+        servers.append(_Server(uvicorn.Config(app, host=host, port=spec.port, log_level="warning")))
+    orchestrator_app = create_app(settings)
+    servers.append(
+        _Server(uvicorn.Config(orchestrator_app, host=host, port=port, log_level="warning"))
+    )
+
+    def stop_all() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_all)
+    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    while not all(s.started for s in servers):
+        if any(t.done() for t in tasks):
+            for s in servers:
+                s.should_exit = True
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise click.ClickException("a server could not start (is a port in use?)")
+        await asyncio.sleep(0.05)
+    operations = orchestrator_app.state.operations
+    await operations.register(ORDER_DEFINITION)
+    _print_banner(host, port, urls)
+    await asyncio.gather(*tasks)
+    click.echo("stopped")
+
+
+def _print_banner(host: str, port: int, urls: dict[str, str]) -> None:
+    from participants.order_saga import EXAMPLE_INPUT
+
+    lines = [
+        "",
+        f"  orchestrator  http://{host}:{port}   (API docs: http://{host}:{port}/docs)",
+        *(f"  {name:<12}  {url}" for name, url in urls.items()),
+        "",
+        "  Try it:",
+        f"    saga start order --input '{json.dumps(EXAMPLE_INPUT)}' --wait",
+        "    saga list",
+        "",
+        "  Ctrl-C stops everything.",
+        "",
+    ]
+    click.echo("\n".join(lines))
+
+
+COMMANDS: list[Any] = [serve, up, db]

@@ -1,0 +1,148 @@
+"""Use cases behind the REST API: register, start, cancel, retry, compensate."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from orchestrator import templates
+from orchestrator.clock import utcnow
+from orchestrator.definitions import SagaDefinition, parse_definition
+from orchestrator.errors import Conflict, InvalidRequest, NotFound
+from orchestrator.machine import (
+    CancelRequested,
+    CompensateRequested,
+    Event,
+    RetryRequested,
+    apply,
+    start,
+    wake_at,
+)
+from orchestrator.runtime import Runtime
+from orchestrator.store.definitions import StoredDefinition
+from orchestrator.store.sagas import HistoryEvent, StoredSaga
+from orchestrator.worker.drive import transition_history
+
+
+class Operations:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    async def register(self, data: Any) -> tuple[StoredDefinition, bool]:
+        definition = parse_definition(data, self.rt.routing.names())
+        return await self.rt.definitions.register(definition, utcnow())
+
+    async def definition(self, name: str, version: int | None = None) -> StoredDefinition:
+        stored = await self.rt.definitions.get(name, version)
+        if stored is None:
+            what = f"definition {name!r}" + (f" version {version}" if version else "")
+            raise NotFound(f"unknown {what}")
+        return stored
+
+    async def start_saga(
+        self, name: str, version: int | None, saga_input: Any, idempotency_key: str | None
+    ) -> tuple[StoredSaga, StoredDefinition, bool]:
+        """Create a saga (asynchronously driven); ``created`` is False for a repeated key."""
+        stored = await self.definition(name, version)
+        _check_input(stored.definition, saga_input)
+        now = utcnow()
+        plan = stored.definition.plan()
+        state = start(plan, now)
+        start_key = None
+        if idempotency_key is not None:
+            request = {"definition": name, "version": version, "input": saga_input}
+            digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+            start_key = (idempotency_key, digest)
+        saga_id, created = await self.rt.writer.create(
+            saga_id=uuid.uuid4(),
+            definition=(stored.name, stored.version),
+            saga_input=saga_input,
+            state=state,
+            wake_at=wake_at(plan, state),
+            now=now,
+            start_key=start_key,
+        )
+        if created:
+            self.rt.metrics.sagas_started.labels(stored.name).inc()
+            if self.rt.worker is not None:
+                self.rt.worker.notify()
+        saga = await self.saga(saga_id)
+        if not created:
+            stored = await self.definition(saga.definition_name, saga.definition_version)
+        return saga, stored, created
+
+    async def saga(self, saga_id: uuid.UUID) -> StoredSaga:
+        saga = await self.rt.writer.load(saga_id)
+        if saga is None:
+            raise NotFound(f"unknown saga {saga_id}")
+        return saga
+
+    async def request(self, saga_id: uuid.UUID, event: Event, who: str) -> StoredSaga:
+        """Apply an operator's or client's request; 409 with the machine's reason if refused."""
+        for _ in range(20):
+            saga = await self.saga(saga_id)
+            stored = await self.definition(saga.definition_name, saga.definition_version)
+            plan = stored.definition.plan()
+            now = utcnow()
+            decision = apply(plan, saga.state, event, now, str(saga_id))
+            if not decision.accepted:
+                raise Conflict(decision.reason or "refused", status=saga.state.status.value)
+            history = [
+                HistoryEvent("operator", now, detail={"action": _action(event), "by": who}),
+                *transition_history(saga.state, decision.state, now),
+            ]
+            if await self.rt.writer.record_request(
+                saga, decision.state, now, wake_at=wake_at(plan, decision.state), history=history
+            ):
+                if self.rt.worker is not None:
+                    self.rt.worker.notify()
+                return await self.saga(saga_id)
+            self.rt.metrics.version_conflicts.inc()
+        raise Conflict("the saga is changing too fast; try again")
+
+    async def retry_matching(
+        self, status: str, definition: str | None, step: str | None, who: str
+    ) -> int:
+        """Re-arm every saga matching the filter; returns how many were re-armed."""
+        count = 0
+        for saga_id in await self.rt.reader.ids_to_retry(status=status, definition=definition):
+            saga = await self.saga(saga_id)
+            error = saga.state.error
+            if step is not None and (error is None or error.step != step):
+                continue
+            try:
+                await self.request(saga_id, RetryRequested(), who)
+                count += 1
+            except Conflict:
+                continue  # it changed meanwhile; not ours to force
+        return count
+
+
+def _action(event: Event) -> str:
+    return {
+        CancelRequested: "cancel",
+        RetryRequested: "retry",
+        CompensateRequested: "compensate",
+    }.get(type(event), type(event).__name__)
+
+
+def _check_input(definition: SagaDefinition, saga_input: Any) -> None:
+    """Every ``$.input.`` value an action needs must be in the input (422 naming it)."""
+    problems = []
+    for step in definition.flat_steps():
+        for ref in templates.references(step.action.body):
+            if ref.source != "input":
+                continue
+            try:
+                templates.render(ref.text, saga_input, {})
+            except templates.MissingValue:
+                problems.append(
+                    {
+                        "field": "input." + ".".join(ref.path),
+                        "message": f"required by step {step.name!r}",
+                    }
+                )
+    if problems:
+        raise InvalidRequest("the input lacks values the definition needs", fields=problems)

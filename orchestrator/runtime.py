@@ -1,0 +1,92 @@
+"""The composition root: builds every piece of one orchestrator process from its settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orchestrator.metrics import Metrics
+from orchestrator.settings import Settings
+from orchestrator.store.definitions import DefinitionStore
+from orchestrator.store.engine import create_engine
+from orchestrator.store.faults import FaultStore
+from orchestrator.store.reads import SagaReader
+from orchestrator.store.sagas import SagaWriter
+from orchestrator.transport.client import ParticipantClient
+from orchestrator.transport.faults import FaultInjector
+from orchestrator.transport.routing import Routing
+from orchestrator.worker.loop import Worker
+
+log = logging.getLogger("orchestrator")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    metrics: Metrics
+    definitions: DefinitionStore
+    writer: SagaWriter
+    reader: SagaReader
+    faults: FaultStore
+    injector: FaultInjector | None
+    routing: Routing
+    client: ParticipantClient
+    worker: Worker | None = None
+    _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, settings: Settings, *, with_worker: bool) -> Runtime:
+        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        metrics = Metrics()
+        definitions = DefinitionStore(engine)
+        writer = SagaWriter(engine)
+        faults = FaultStore(engine)
+        injector = (
+            FaultInjector(faults, settings.fault_refresh_s) if settings.enable_faults else None
+        )
+        routing = Routing(settings.participants)
+        client = ParticipantClient(routing, injector, settings.max_response_bytes)
+        runtime = cls(
+            settings=settings,
+            engine=engine,
+            metrics=metrics,
+            definitions=definitions,
+            writer=writer,
+            reader=SagaReader(engine),
+            faults=faults,
+            injector=injector,
+            routing=routing,
+            client=client,
+        )
+        if with_worker:
+            runtime.worker = Worker(
+                writer,
+                definitions,
+                client,
+                metrics,
+                concurrency=settings.worker_concurrency,
+                lease_s=settings.lease_s,
+                poll_interval_s=settings.poll_interval_s,
+                claim_batch=settings.claim_batch,
+                hold_backoff_s=settings.hold_backoff_s,
+            )
+        return runtime
+
+    async def start(self) -> None:
+        if self.settings.enable_faults:
+            log.warning("FAULT INJECTION IS ENABLED: /v1/faults can make participant calls fail")
+        if self.worker is not None:
+            self._worker_task = asyncio.create_task(self.worker.run())
+            log.info("worker %s started", self.worker.owner)
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        if self.worker is not None:
+            await self.worker.stop(grace_s)
+        if self._worker_task is not None:
+            await asyncio.gather(self._worker_task, return_exceptions=True)
+        await self.client.aclose()
+        await self.engine.dispose()

@@ -1,0 +1,103 @@
+"""Queries behind the API's read endpoints: one saga, a page of sagas, a saga's history."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orchestrator.errors import InvalidRequest
+from orchestrator.store.sagas import StoredSaga, saga_from_row
+from orchestrator.store.schema import events_table, sagas_table
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[StoredSaga]
+    next_cursor: str | None
+
+
+def encode_cursor(created_at: datetime, saga_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{saga_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, _, saga_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(saga_id)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest(
+            "cursor is not one this API returned",
+            fields=[{"field": "cursor", "message": "invalid"}],
+        ) from None
+
+
+class SagaReader:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def page(
+        self, *, status: str | None, definition: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        """Newest first; ``cursor`` continues after the last saga of the previous page."""
+        query = sa.select(sagas_table)
+        if status:
+            query = query.where(sagas_table.c.status == status)
+        if definition:
+            query = query.where(sagas_table.c.definition_name == definition)
+        if cursor:
+            created, saga_id = decode_cursor(cursor)
+            query = query.where(
+                sa.tuple_(sagas_table.c.created_at, sagas_table.c.id)
+                < sa.tuple_(
+                    sa.literal(created, sagas_table.c.created_at.type),
+                    sa.literal(saga_id, sagas_table.c.id.type),
+                )
+            )
+        query = query.order_by(sagas_table.c.created_at.desc(), sagas_table.c.id.desc())
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.limit(limit + 1))).all()
+        items = [saga_from_row(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, encode_cursor(items[-1].created_at, items[-1].id) if more else None)
+
+    async def history(self, saga_id: uuid.UUID) -> list[dict[str, Any]]:
+        query = (
+            sa.select(events_table)
+            .where(events_table.c.saga_id == saga_id)
+            .order_by(events_table.c.id)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            {
+                "id": r.id,
+                "at": r.at.isoformat(),
+                "kind": r.kind,
+                "step": r.step,
+                "phase": r.phase,
+                "attempt": r.attempt,
+                "outcome": r.outcome,
+                "detail": r.detail,
+            }
+            for r in rows
+        ]
+
+    async def ids_to_retry(
+        self, *, status: str, definition: str | None, limit: int = 10_000
+    ) -> list[uuid.UUID]:
+        query = sa.select(sagas_table.c.id).where(sagas_table.c.status == status)
+        if definition:
+            query = query.where(sagas_table.c.definition_name == definition)
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query.limit(limit))).scalars().all())
+
+    async def count_by_status(self) -> dict[str, int]:
+        query = sa.select(sagas_table.c.status, sa.func.count()).group_by(sagas_table.c.status)
+        async with self.engine.connect() as conn:
+            return {status: n for status, n in (await conn.execute(query)).all()}

@@ -1,0 +1,338 @@
+"""Writing sagas: create (idempotent), claim due ones, record a transition, renew leases.
+
+Every write after creation is ``UPDATE ... WHERE id = :id AND version = :v``
+with the row count checked: a worker's write lands only if nobody wrote since
+it read. Losing that race is normal and reported as ``None``, never raised.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from orchestrator.errors import Conflict
+from orchestrator.machine import SagaState, state_from_json, state_to_json
+from orchestrator.store.schema import StartKeyRow, events_table, sagas_table, start_keys_table
+
+sagas = sagas_table
+events = events_table
+
+
+@dataclass(frozen=True)
+class StoredSaga:
+    """A saga as read from its row."""
+
+    id: uuid.UUID
+    definition_name: str
+    definition_version: int
+    input: Any
+    state: SagaState
+    version: int
+    wake_at: datetime | None
+    lease_owner: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """One row of a saga's history, to be written with a transition."""
+
+    kind: str
+    at: datetime
+    step: str | None = None
+    phase: str | None = None
+    attempt: int | None = None
+    outcome: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def row(self, saga_id: uuid.UUID) -> dict[str, Any]:
+        return {
+            "saga_id": saga_id,
+            "at": self.at,
+            "kind": self.kind,
+            "step": self.step,
+            "phase": self.phase,
+            "attempt": self.attempt,
+            "outcome": self.outcome,
+            "detail": self.detail or None,
+        }
+
+
+@dataclass(frozen=True)
+class Lease:
+    owner: str
+    expires_at: datetime
+
+
+def saga_from_row(row: sa.Row[Any]) -> StoredSaga:
+    m = row._mapping
+    return StoredSaga(
+        id=m["id"],
+        definition_name=m["definition_name"],
+        definition_version=m["definition_version"],
+        input=m["input"],
+        state=state_from_json(m["state"]),
+        version=m["version"],
+        wake_at=m["wake_at"],
+        lease_owner=m["lease_owner"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+async def _insert_events(
+    conn: AsyncConnection, saga_id: uuid.UUID, history: Iterable[HistoryEvent]
+) -> None:
+    rows = [e.row(saga_id) for e in history]
+    if rows:
+        await conn.execute(sa.insert(events), rows)
+
+
+class SagaWriter:
+    """The worker's and the API's writes to saga rows."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def create(
+        self,
+        *,
+        saga_id: uuid.UUID,
+        definition: tuple[str, int],
+        saga_input: Any,
+        state: SagaState,
+        wake_at: datetime | None,
+        now: datetime,
+        start_key: tuple[str, str] | None = None,
+        lease: Lease | None = None,
+    ) -> tuple[uuid.UUID, bool]:
+        """Insert a new saga; returns ``(id, created)``.
+
+        With ``start_key = (key, request_hash)`` a repeated key returns the saga
+        it first created (``created=False``), and the same key with another
+        request raises :class:`Conflict`.
+        """
+        row = {
+            "id": saga_id,
+            "definition_name": definition[0],
+            "definition_version": definition[1],
+            "status": state.status.value,
+            "input": saga_input,
+            "state": state_to_json(state),
+            "version": 1,
+            "wake_at": lease.expires_at if lease else wake_at,
+            "lease_owner": lease.owner if lease else None,
+            "lease_expires_at": lease.expires_at if lease else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(sa.insert(sagas), [row])
+                if start_key is not None:
+                    await conn.execute(
+                        sa.insert(start_keys_table),
+                        [
+                            {
+                                "key": start_key[0],
+                                "request_hash": start_key[1],
+                                "saga_id": saga_id,
+                                "created_at": now,
+                            }
+                        ],
+                    )
+                await _insert_events(
+                    conn, saga_id, [HistoryEvent("started", now, detail={"status": "running"})]
+                )
+        except IntegrityError:
+            if start_key is None:
+                raise
+            return await self._existing_for_key(*start_key), False
+        return saga_id, True
+
+    async def _existing_for_key(self, key: str, request_hash: str) -> uuid.UUID:
+        async with self.engine.connect() as conn:
+            found = (
+                await conn.execute(
+                    sa.select(StartKeyRow.saga_id, StartKeyRow.request_hash).where(
+                        StartKeyRow.key == key
+                    )
+                )
+            ).first()
+        if found is None:  # the insert failed for another reason
+            raise Conflict("the saga could not be created; try again")
+        if found.request_hash != request_hash:
+            raise Conflict("this Idempotency-Key was used with a different request", key=key)
+        saga_id: uuid.UUID = found.saga_id
+        return saga_id
+
+    async def claim(
+        self, owner: str, now: datetime, lease_s: float, limit: int
+    ) -> list[StoredSaga]:
+        """Take up to ``limit`` due sagas, oldest due first, with a lease for ``owner``.
+
+        On PostgreSQL the rows are picked ``FOR UPDATE SKIP LOCKED``, so workers
+        never wait on each other; the version is bumped, which fences off a
+        previous holder that is still alive (its writes will not match).
+        """
+        expires = now + timedelta(seconds=lease_s)
+        due = (
+            sa.select(sagas.c.id)
+            .where(sagas.c.wake_at <= now)
+            .order_by(sagas.c.wake_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            sa.update(sagas)
+            .where(sagas.c.id.in_(due.scalar_subquery()))
+            .values(
+                lease_owner=owner,
+                lease_expires_at=expires,
+                wake_at=expires,
+                version=sagas.c.version + 1,
+            )
+            .returning(*sagas.c)
+        )
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [saga_from_row(r) for r in rows]
+
+    async def record(
+        self,
+        saga: StoredSaga,
+        state: SagaState,
+        now: datetime,
+        *,
+        wake_at: datetime | None,
+        lease: Lease | None,
+        history: Sequence[HistoryEvent] = (),
+        conn: AsyncConnection | None = None,
+    ) -> StoredSaga | None:
+        """Write a transition if the row is still at ``saga.version``; else ``None``.
+
+        ``lease`` keeps the saga (its ``wake_at`` becomes the lease expiry);
+        ``None`` releases it, due again at ``wake_at``.
+        """
+        new_wake = lease.expires_at if lease else wake_at
+        owner = lease.owner if lease else None
+        values: dict[str, Any] = {
+            "status": state.status.value,
+            "state": state_to_json(state),
+            "version": saga.version + 1,
+            "wake_at": lease.expires_at if lease else wake_at,
+            "lease_owner": lease.owner if lease else None,
+            "lease_expires_at": lease.expires_at if lease else None,
+            "updated_at": now,
+        }
+        stmt = (
+            sa.update(sagas)
+            .where(sagas.c.id == saga.id, sagas.c.version == saga.version)
+            .values(**values)
+        )
+        if conn is None:
+            async with self.engine.begin() as own:
+                written = await self._write(own, stmt, saga.id, history)
+        else:
+            written = await self._write(conn, stmt, saga.id, history)
+        if not written:
+            return None
+        return StoredSaga(
+            id=saga.id,
+            definition_name=saga.definition_name,
+            definition_version=saga.definition_version,
+            input=saga.input,
+            state=state,
+            version=saga.version + 1,
+            wake_at=new_wake,
+            lease_owner=owner,
+            created_at=saga.created_at,
+            updated_at=now,
+        )
+
+    @staticmethod
+    async def _write(
+        conn: AsyncConnection, stmt: sa.Update, saga_id: uuid.UUID, history: Sequence[HistoryEvent]
+    ) -> bool:
+        result = await conn.execute(stmt)
+        if result.rowcount != 1:
+            return False
+        await _insert_events(conn, saga_id, history)
+        return True
+
+    async def record_request(
+        self,
+        saga: StoredSaga,
+        state: SagaState,
+        now: datetime,
+        *,
+        wake_at: datetime | None,
+        history: Sequence[HistoryEvent] = (),
+    ) -> bool:
+        """Write a transition asked for from outside (cancel, retry, ...), leaving any lease alone.
+
+        A worker holding the saga keeps it; its own next write will then lose the
+        version race, re-read, and fold its outcomes into this state.
+        """
+        stmt = (
+            sa.update(sagas)
+            .where(sagas.c.id == saga.id, sagas.c.version == saga.version)
+            .values(
+                status=state.status.value,
+                state=state_to_json(state),
+                version=saga.version + 1,
+                updated_at=now,
+                wake_at=sa.case((sagas.c.lease_owner.is_(None), wake_at), else_=sagas.c.wake_at),
+            )
+        )
+        async with self.engine.begin() as conn:
+            return await self._write(conn, stmt, saga.id, history)
+
+    async def renew(
+        self, owner: str, ids: Sequence[uuid.UUID], expires_at: datetime
+    ) -> set[uuid.UUID]:
+        """Extend ``owner``'s leases on ``ids``; returns the ids still held.
+
+        No version bump: renewing changes nothing a reader decides on, and a
+        takeover (which bumps the version) still fences the old holder out.
+        """
+        if not ids:
+            return set()
+        stmt = (
+            sa.update(sagas)
+            .where(sagas.c.id.in_(ids), sagas.c.lease_owner == owner)
+            .values(lease_expires_at=expires_at, wake_at=expires_at)
+            .returning(sagas.c.id)
+        )
+        async with self.engine.begin() as conn:
+            return set((await conn.execute(stmt)).scalars().all())
+
+    async def release_all(self, owner: str, now: datetime) -> int:
+        """Give back every lease ``owner`` holds, due now (clean shutdown)."""
+        stmt = (
+            sa.update(sagas)
+            .where(sagas.c.lease_owner == owner)
+            .values(
+                lease_owner=None, lease_expires_at=None, wake_at=now, version=sagas.c.version + 1
+            )
+        )
+        async with self.engine.begin() as conn:
+            result = await conn.execute(stmt)
+        return int(result.rowcount)
+
+    async def load(self, saga_id: uuid.UUID) -> StoredSaga | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(sagas).where(sagas.c.id == saga_id))).first()
+        return saga_from_row(row) if row is not None else None
+
+    async def record_event(self, saga_id: uuid.UUID, event: HistoryEvent) -> None:
+        async with self.engine.begin() as conn:
+            await _insert_events(conn, saga_id, [event])

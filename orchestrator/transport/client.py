@@ -1,0 +1,156 @@
+"""Calls to participants over HTTP: protocol headers, timeouts, failover, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from orchestrator.machine import OutcomeKind
+from orchestrator.transport.faults import CallIdentity, FaultInjector, FaultTransport
+from orchestrator.transport.outcome import CallResult, classify_response
+from orchestrator.transport.routing import Routing
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """One attempt of one call, as the worker asks for it."""
+
+    identity: CallIdentity
+    path: str
+    body: Any
+    timeout_s: float
+
+    @property
+    def idempotency_key(self) -> str:
+        # Identical on every attempt, after every crash and takeover: this is
+        # what lets a participant apply the effect exactly once.
+        i = self.identity
+        return f"{i.saga_id}:{i.step}:{i.phase}"
+
+    def headers(self) -> dict[str, str]:
+        i = self.identity
+        return {
+            "Idempotency-Key": self.idempotency_key,
+            "X-Saga-Id": i.saga_id,
+            "X-Saga-Step": i.step,
+            "X-Saga-Attempt": str(i.attempt),
+            "Content-Type": "application/json",
+        }
+
+
+class ParticipantClient:
+    """One shared HTTP client for every participant call of a process."""
+
+    def __init__(
+        self,
+        routing: Routing,
+        faults: FaultInjector | None = None,
+        max_response_bytes: int = 1_048_576,
+        max_connections: int = 100,
+    ) -> None:
+        self.routing = routing
+        self.faults = faults
+        self.max_response_bytes = max_response_bytes
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        inner = httpx.AsyncHTTPTransport(limits=limits)
+        transport = FaultTransport(inner) if faults is not None else inner
+        self._http = httpx.AsyncClient(transport=transport, follow_redirects=False)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def call(self, request: CallRequest) -> CallResult:
+        """Make one attempt; never raises for anything the participant or network does."""
+        started = time.perf_counter()
+        fault = await self.faults.pick(request.identity) if self.faults is not None else None
+        content = json.dumps(request.body, separators=(",", ":")).encode()
+        url: str | None = None
+        try:
+            async with asyncio.timeout(request.timeout_s):
+                for url in self.routing.candidates(request.identity.participant):
+                    try:
+                        status, body = await self._send(url + request.path, content, request, fault)
+                        break
+                    except httpx.ConnectError:
+                        # Nothing was sent: the next base URL may take it.
+                        continue
+                else:
+                    raise httpx.ConnectError("no base URL of the participant accepted a connection")
+        except (TimeoutError, httpx.TimeoutException):
+            return self._result(
+                started,
+                OutcomeKind.TRANSIENT,
+                url,
+                fault,
+                error=f"timed out after {request.timeout_s * 1000:.0f} ms",
+            )
+        except _TooLarge:
+            return self._result(
+                started,
+                OutcomeKind.TRANSIENT,
+                url,
+                fault,
+                error=f"response larger than {self.max_response_bytes} bytes",
+            )
+        except httpx.HTTPError as exc:
+            return self._result(
+                started, OutcomeKind.TRANSIENT, url, fault, error=f"{type(exc).__name__}: {exc}"
+            )
+        kind, result, error = classify_response(status, body)
+        return self._result(started, kind, url, fault, status=status, result=result, error=error)
+
+    async def _send(
+        self, url: str, content: bytes, request: CallRequest, fault: Any
+    ) -> tuple[int, bytes]:
+        http_request = self._http.build_request(
+            "POST",
+            url,
+            content=content,
+            headers=request.headers(),
+            timeout=request.timeout_s,
+            extensions={"fault": fault} if fault is not None else None,
+        )
+        response = await self._http.send(http_request, stream=True)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise _TooLarge
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return response.status_code, b"".join(chunks)
+
+    @staticmethod
+    def _result(
+        started: float,
+        kind: OutcomeKind,
+        url: str | None,
+        fault: Any,
+        *,
+        status: int | None = None,
+        result: Any = None,
+        error: str | None = None,
+    ) -> CallResult:
+        return CallResult(
+            kind=kind,
+            status=status,
+            result=result,
+            error=error,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            url=url,
+            fault=fault.mode if fault is not None else None,
+        )
+
+
+class _TooLarge(Exception):
+    pass

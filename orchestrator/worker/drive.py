@@ -1,0 +1,296 @@
+"""Driving one claimed saga: load -> decide -> call -> record, until it no longer needs us.
+
+No database connection is held while a participant call is in flight: the
+saga was read, the calls are made, then the outcome is written with
+``WHERE version = :v``. A write that loses the race re-reads the row: if the
+lease is still ours (an API request such as a cancel wrote in between) the
+outcomes are folded into the fresh state and written again; otherwise another
+worker owns the saga now and this one lets go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from orchestrator import templates
+from orchestrator.clock import utcnow
+from orchestrator.definitions import SagaDefinition, Step
+from orchestrator.machine import (
+    ACTIVE_STATUSES,
+    CallCommand,
+    CallOutcome,
+    Event,
+    OutcomeKind,
+    Phase,
+    Plan,
+    SagaState,
+    Tick,
+    apply,
+    due_calls,
+    wake_at,
+)
+from orchestrator.metrics import Metrics
+from orchestrator.store.sagas import HistoryEvent, Lease, SagaWriter, StoredSaga
+from orchestrator.transport.client import CallRequest, ParticipantClient
+from orchestrator.transport.faults import CallIdentity
+from orchestrator.transport.outcome import CallResult
+
+log = logging.getLogger("orchestrator.worker")
+
+
+@dataclass
+class DriveContext:
+    """What every drive of this worker shares."""
+
+    owner: str
+    writer: SagaWriter
+    client: ParticipantClient
+    metrics: Metrics
+    lease_s: float
+    hold_backoff_s: float
+    stopping: asyncio.Event
+
+
+def build_call(
+    definition: SagaDefinition, saga: StoredSaga, state: SagaState, plan: Plan, command: CallCommand
+) -> CallRequest | CallResult:
+    """The HTTP call for ``command``, or a rejection when its body cannot be built."""
+    step: Step = definition.flat_steps()[command.step]
+    call = step.action if command.phase is Phase.ACTION else step.compensation
+    assert call is not None, "the machine compensates only steps that have a compensation"
+    results = state.results(plan)
+    if call.body is None:
+        body = {"saga_id": str(saga.id), "input": saga.input, "results": results}
+    else:
+        try:
+            body = templates.render(call.body, saga.input, results)
+        except templates.MissingValue as exc:
+            if command.phase is Phase.ACTION:
+                return CallResult(OutcomeKind.REJECTED, error=f"cannot build the body: {exc}")
+            # A compensation may name a result its own action never returned
+            # (outcome unknown); it must still run, so the value is null.
+            body = templates.render(_nulling(call.body, results), saga.input, results)
+    identity = CallIdentity(
+        definition=definition.name,
+        participant=step.participant,
+        step=step.name,
+        phase=command.phase.value,
+        saga_id=str(saga.id),
+        attempt=command.attempt,
+    )
+    return CallRequest(
+        identity=identity, path=call.path, body=body, timeout_s=step.timeout_ms / 1000
+    )
+
+
+def _nulling(body: object, results: dict[str, object]) -> object:
+    if isinstance(body, dict):
+        return {k: _nulling(v, results) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_nulling(v, results) for v in body]
+    ref = templates.parse(body)
+    if ref is not None and ref.source == "results":
+        try:
+            templates.render(body, None, results)
+        except templates.MissingValue:
+            return None
+    return body
+
+
+def transition_history(before: SagaState, after: SagaState, now: datetime) -> list[HistoryEvent]:
+    if before.status is after.status:
+        return []
+    detail: dict[str, object] = {"from": before.status.value, "to": after.status.value}
+    if after.error is not None:
+        detail["error"] = {
+            "step": after.error.step,
+            "phase": after.error.phase.value,
+            "message": after.error.message,
+        }
+    return [HistoryEvent("transition", now, detail=detail)]
+
+
+def call_history(
+    command: CallCommand, name: str, result: CallResult, now: datetime
+) -> HistoryEvent:
+    detail: dict[str, object] = {"duration_ms": round(result.duration_ms, 3)}
+    for key in ("status", "error", "url", "fault"):
+        value = getattr(result, key)
+        if value is not None:
+            detail[key] = value
+    return HistoryEvent(
+        "call",
+        now,
+        step=name,
+        phase=command.phase.value,
+        attempt=command.attempt,
+        outcome=result.kind.value,
+        detail=detail,
+    )
+
+
+class SagaDriver:
+    """Drives one saga for as long as this worker holds it."""
+
+    def __init__(self, ctx: DriveContext, definition: SagaDefinition, saga: StoredSaga) -> None:
+        self.ctx = ctx
+        self.definition = definition
+        self.plan = definition.plan()
+        self.saga = saga
+
+    async def run(self) -> None:
+        while True:
+            now = utcnow()
+            ticked = apply(self.plan, self.saga.state, Tick(), now, str(self.saga.id)).state
+            if ticked != self.saga.state:
+                if not await self.commit([Tick()], [], now):
+                    return
+                continue
+            calls = due_calls(self.plan, ticked, now)
+            if not calls:
+                wake = wake_at(self.plan, ticked)
+                if self._keep(ticked, wake, now) and wake is not None:
+                    await self._sleep_until(wake, now)
+                    continue
+                await self.commit([], [], now)
+                return
+            events, history = await self._make_calls(calls, ticked)
+            if not await self.commit(events, history, utcnow()):
+                return
+            if self.saga.lease_owner is None:
+                return
+
+    async def _sleep_until(self, wake: datetime, now: datetime) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ctx.stopping.wait(), (wake - now).total_seconds())
+
+    async def _make_calls(
+        self, calls: Sequence[CallCommand], state: SagaState
+    ) -> tuple[list[Event], list[HistoryEvent]]:
+        requests = [build_call(self.definition, self.saga, state, self.plan, c) for c in calls]
+        results = await asyncio.gather(
+            *(self._call(r) if isinstance(r, CallRequest) else _done(r) for r in requests)
+        )
+        now = utcnow()
+        events: list[Event] = []
+        history: list[HistoryEvent] = []
+        for command, result in zip(calls, results, strict=True):
+            name = self.plan.steps[command.step].name
+            events.append(
+                CallOutcome(
+                    command.step,
+                    command.phase,
+                    command.attempt,
+                    result.kind,
+                    result.result,
+                    result.error,
+                )
+            )
+            history.append(call_history(command, name, result, now))
+            labels = (self.definition.name, name, command.phase.value)
+            self.ctx.metrics.step_calls.labels(*labels, result.kind.value).inc()
+            self.ctx.metrics.step_call_seconds.labels(*labels).observe(result.duration_ms / 1000)
+            if result.fault:
+                self.ctx.metrics.faults_fired.labels(result.fault).inc()
+        return events, history
+
+    async def _call(self, request: CallRequest) -> CallResult:
+        return await self.ctx.client.call(request)
+
+    def _keep(self, state: SagaState, wake: datetime | None, now: datetime) -> bool:
+        """Hold the saga (and its lease) while its next call is due soon."""
+        if state.status not in ACTIVE_STATUSES or self.ctx.stopping.is_set():
+            return False
+        return wake is None or wake - now <= timedelta(seconds=self.ctx.hold_backoff_s)
+
+    async def commit(self, events: list[Event], history: list[HistoryEvent], now: datetime) -> bool:
+        """Fold ``events`` into the saga and write it; ``False`` when the saga is no longer ours."""
+        base = self.saga
+        key = str(base.id)
+        for _ in range(20):
+            state = base.state
+            for event in events:
+                state = apply(self.plan, state, event, now, key).state
+            wake = wake_at(self.plan, state)
+            lease = (
+                Lease(self.ctx.owner, now + timedelta(seconds=self.ctx.lease_s))
+                if self._keep(state, wake, now)
+                else None
+            )
+            written = await self._record(base, state, now, wake, lease, history, base.state)
+            if written is not None:
+                self.saga = written
+                self._count_finish(base.state, state)
+                return True
+            fresh = await self._reload(base)
+            if fresh is None:
+                return False
+            if fresh.version == base.version + 1 and fresh.state == state:
+                self.saga = fresh  # the write that raised had landed after all
+                self._count_finish(base.state, state)
+                return True
+            base = fresh
+        log.error("saga %s: gave up writing after 20 conflicts", base.id)
+        return False
+
+    async def _record(
+        self,
+        base: StoredSaga,
+        state: SagaState,
+        now: datetime,
+        wake: datetime | None,
+        lease: Lease | None,
+        history: list[HistoryEvent],
+        before: SagaState,
+    ) -> StoredSaga | None:
+        try:
+            return await self.ctx.writer.record(
+                base,
+                state,
+                now,
+                wake_at=wake,
+                lease=lease,
+                history=[*history, *transition_history(before, state, now)],
+            )
+        except (SQLAlchemyError, OSError) as exc:
+            # The commit may or may not have happened: the caller re-reads.
+            self.ctx.metrics.database_errors.labels("record").inc()
+            log.warning("saga %s: writing the transition failed: %s", base.id, exc)
+            await asyncio.sleep(0.2)
+            return None
+
+    async def _reload(self, base: StoredSaga) -> StoredSaga | None:
+        """The saga as stored, if this worker still holds it."""
+        delay = 0.1
+        while True:
+            try:
+                fresh = await self.ctx.writer.load(base.id)
+                break
+            except (SQLAlchemyError, OSError) as exc:
+                self.ctx.metrics.database_errors.labels("load").inc()
+                log.warning("saga %s: re-reading failed: %s", base.id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        if fresh is None:
+            return None
+        if fresh.version != base.version:
+            self.ctx.metrics.version_conflicts.inc()
+        if fresh.lease_owner != self.ctx.owner:
+            self.ctx.metrics.lost_leases.inc()
+            return None
+        return fresh
+
+    def _count_finish(self, before: SagaState, after: SagaState) -> None:
+        if before.status is not after.status and after.status not in ACTIVE_STATUSES:
+            self.ctx.metrics.sagas_finished.labels(self.definition.name, after.status.value).inc()
+
+
+async def _done(result: CallResult) -> CallResult:
+    return result

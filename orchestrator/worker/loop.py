@@ -1,0 +1,164 @@
+"""The worker: claims due sagas in batches and drives many at once on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from orchestrator.clock import utcnow
+from orchestrator.metrics import Metrics
+from orchestrator.store.definitions import DefinitionStore
+from orchestrator.store.sagas import SagaWriter, StoredSaga
+from orchestrator.transport.client import ParticipantClient
+from orchestrator.worker.drive import DriveContext, SagaDriver
+
+log = logging.getLogger("orchestrator.worker")
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    """Claims due sagas (leases), drives each in its own task, renews leases in one batch.
+
+    ``notify()`` wakes the claim loop at once (the API calls it after starting a
+    saga in the same process); otherwise it polls every ``poll_interval_s``.
+    """
+
+    def __init__(
+        self,
+        writer: SagaWriter,
+        definitions: DefinitionStore,
+        client: ParticipantClient,
+        metrics: Metrics,
+        *,
+        concurrency: int = 200,
+        lease_s: float = 15.0,
+        poll_interval_s: float = 0.5,
+        claim_batch: int = 50,
+        hold_backoff_s: float = 2.0,
+        owner: str | None = None,
+    ) -> None:
+        self.writer = writer
+        self.definitions = definitions
+        self.metrics = metrics
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.poll_interval_s = poll_interval_s
+        self.claim_batch = claim_batch
+        self.owner = owner or worker_id()
+        self.stopping = asyncio.Event()
+        self.ctx = DriveContext(
+            owner=self.owner,
+            writer=writer,
+            client=client,
+            metrics=metrics,
+            lease_s=lease_s,
+            hold_backoff_s=hold_backoff_s,
+            stopping=self.stopping,
+        )
+        self._wake = asyncio.Event()
+        self._held: dict[uuid.UUID, asyncio.Task[None]] = {}
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    async def run(self) -> None:
+        """Claim and drive until ``stop()``."""
+        renewer = asyncio.create_task(self._renew_leases())
+        delay = self.poll_interval_s
+        try:
+            while not self.stopping.is_set():
+                free = self.concurrency - len(self._held)
+                claimed: list[StoredSaga] = []
+                if free > 0:
+                    try:
+                        claimed = await self.writer.claim(
+                            self.owner, utcnow(), self.lease_s, min(free, self.claim_batch)
+                        )
+                        delay = self.poll_interval_s
+                    except (SQLAlchemyError, OSError) as exc:
+                        self.metrics.database_errors.labels("claim").inc()
+                        log.warning("claiming failed, retrying in %.1fs: %s", delay, exc)
+                        delay = min(delay * 2, 5.0)
+                for saga in claimed:
+                    self._start(saga)
+                if claimed and len(claimed) == min(free, self.claim_batch):
+                    continue  # there may be more due right now
+                await self._wait(delay)
+        finally:
+            renewer.cancel()
+
+    async def _wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    def _start(self, saga: StoredSaga) -> None:
+        self.metrics.claimed.inc()
+        if saga.id in self._held:
+            # Our own lease ran out and we claimed it again: the task already
+            # driving it will see the new version on its next write and go on.
+            return
+        task = asyncio.create_task(self._drive(saga))
+        self._held[saga.id] = task
+
+    async def _drive(self, saga: StoredSaga) -> None:
+        try:
+            stored = await self.definitions.get(saga.definition_name, saga.definition_version)
+            if stored is None:
+                log.error(
+                    "saga %s: definition %s v%s is missing",
+                    saga.id,
+                    saga.definition_name,
+                    saga.definition_version,
+                )
+                return
+            await SagaDriver(self.ctx, stored.definition, saga).run()
+        except Exception:
+            # A bug or an outage outlasting the retries: the lease runs out and
+            # the saga is picked up again; nothing recorded is lost.
+            log.exception("saga %s: driving failed", saga.id)
+        finally:
+            self._held.pop(saga.id, None)
+            self._wake.set()
+
+    async def _renew_leases(self) -> None:
+        interval = self.lease_s / 3
+        while True:
+            await asyncio.sleep(interval)
+            ids = list(self._held)
+            try:
+                await self.writer.renew(self.owner, ids, utcnow() + timedelta(seconds=self.lease_s))
+            except (SQLAlchemyError, OSError) as exc:
+                self.metrics.database_errors.labels("renew").inc()
+                log.warning("renewing %d leases failed: %s", len(ids), exc)
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop claiming; let in-flight calls finish and be recorded; release the rest."""
+        self.stopping.set()
+        self._wake.set()
+        tasks = list(self._held.values())
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            released = await self.writer.release_all(self.owner, utcnow())
+            if released:
+                log.info("released %d sagas", released)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("releasing leases failed (they will expire): %s", exc)
