@@ -152,7 +152,7 @@ def parse_definition(data: Any, known_participants: set[str] | None = None) -> S
         definition = SagaDefinition.model_validate(data)
     except ValidationError as exc:
         fields = [
-            {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+            {"field": _field_path(err["loc"]), "message": err["msg"]}
             for err in exc.errors(include_url=False)
         ]
         raise InvalidRequest("the definition is invalid", fields=fields) from None
@@ -161,6 +161,14 @@ def parse_definition(data: Any, known_participants: set[str] | None = None) -> S
         fields = [{"field": f, "message": m} for f, m in problems]
         raise InvalidRequest("the definition is invalid", fields=fields)
     return definition
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    parts = list(loc)
+    # Drop the union tag pydantic inserts after a step's index ("steps.0.step.path").
+    if len(parts) > 2 and parts[0] == "steps" and parts[2] in ("step", "parallel"):
+        del parts[2]
+    return ".".join(str(p) for p in parts)
 
 
 def _located(definition: SagaDefinition) -> Iterator[tuple[str, int, Step]]:

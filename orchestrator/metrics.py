@@ -43,6 +43,9 @@ class Metrics:
         self.faults_fired = Counter(
             "saga_faults_fired", "Transport faults injected", ["mode"], registry=r
         )
+        self.database_commits = Counter(
+            "saga_database_commits", "Write transactions committed by this process", registry=r
+        )
         self.database_errors = Counter(
             "saga_database_errors", "Database operations that raised", ["operation"], registry=r
         )

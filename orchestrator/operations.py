@@ -88,7 +88,7 @@ class Operations:
             now = utcnow()
             decision = apply(plan, saga.state, event, now, str(saga_id))
             if not decision.accepted:
-                raise Conflict(decision.reason or "refused", status=saga.state.status.value)
+                raise Conflict(decision.reason or "refused", saga_status=saga.state.status.value)
             history = [
                 HistoryEvent("operator", now, detail={"action": _action(event), "by": who}),
                 *transition_history(saga.state, decision.state, now),

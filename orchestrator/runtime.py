@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.metrics import Metrics
@@ -42,6 +43,7 @@ class Runtime:
     def build(cls, settings: Settings, *, with_worker: bool) -> Runtime:
         engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         metrics = Metrics()
+        event.listen(engine.sync_engine, "commit", lambda _conn: metrics.database_commits.inc())
         definitions = DefinitionStore(engine)
         writer = SagaWriter(engine)
         faults = FaultStore(engine)

@@ -34,13 +34,12 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, **details: Any) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> JSONResponse:
     headers = {"Retry-After": "1"} if status == 503 else None
-    return JSONResponse(
-        {"error": {"code": code, "message": message, **details}},
-        status_code=status,
-        headers=headers,
-    )
+    body = {"error": {**(details or {}), "code": code, "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -53,7 +52,7 @@ def _field(loc: tuple[Any, ...]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(OrchestratorError)
     async def _ours(_: Request, exc: OrchestratorError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, **exc.details)
+        return error_response(exc.status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -61,7 +60,7 @@ def install(app: FastAPI) -> None:
         if any(e.get("type") == "json_invalid" for e in errors):
             return error_response(400, "invalid_json", "the request body is not valid JSON")
         fields = [{"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in errors]
-        return error_response(422, "invalid_request", "the request is invalid", fields=fields)
+        return error_response(422, "invalid_request", "the request is invalid", {"fields": fields})
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:

@@ -62,9 +62,8 @@ def db_upgrade(participants: bool) -> None:
     migrate.upgrade(settings.database_url)
     click.echo(f"orchestrator: at {migrate.head_revision()}")
     if participants:
-        from participants.registry import SERVICES
-
         from participants.kit.migrate import upgrade as upgrade_service
+        from participants.registry import SERVICES
 
         for name in SERVICES:
             url = service_database_url(name)
@@ -95,9 +94,8 @@ def up(host: str, port: int) -> None:
     Embedded SQLite files in ./.saga/, faults enabled, the `order` definition
     registered, demo accounts and stock seeded. Ctrl-C stops it cleanly.
     """
-    from participants.registry import SERVICES
-
     from participants.kit.migrate import upgrade as upgrade_service
+    from participants.registry import SERVICES
 
     _configure_logging("INFO")
     urls = {name: f"http://{host}:{spec.port}" for name, spec in SERVICES.items()}
@@ -112,17 +110,16 @@ def up(host: str, port: int) -> None:
 
 
 async def _run_up(settings: Settings, host: str, port: int, urls: dict[str, str]) -> None:
+    from orchestrator.api.app import create_app
     from participants.order_saga import ORDER_DEFINITION
     from participants.registry import SERVICES
-
-    from orchestrator.api.app import create_app
 
     servers: list[uvicorn.Server] = []
     for name, spec in SERVICES.items():
         service_settings = spec.settings(
             database_url=service_database_url(name), enable_faults=True
         )
-        await spec.seed(service_settings.database_url)
+        await spec.seed(service_database_url(name))
         app = spec.create_app(service_settings)
         servers.append(_Server(uvicorn.Config(app, host=host, port=spec.port, log_level="warning")))
     orchestrator_app = create_app(settings)

@@ -132,8 +132,10 @@ class Worker:
             # the saga is picked up again; nothing recorded is lost.
             log.exception("saga %s: driving failed", saga.id)
         finally:
+            full = len(self._held) >= self.concurrency
             self._held.pop(saga.id, None)
-            self._wake.set()
+            if full:
+                self._wake.set()  # a slot is free: claim now rather than at the next poll
 
     async def _renew_leases(self) -> None:
         interval = self.lease_s / 3

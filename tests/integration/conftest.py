@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from orchestrator.store import migrate
 from tests.support.orchestrator import (
     cloned_database,
     fast_settings,
@@ -21,9 +23,15 @@ def template_db() -> Iterator[str]:
         yield name
 
 
-@pytest.fixture
-def database_url(template_db: str) -> Iterator[str]:
-    with cloned_database(template_db) as url:
+@pytest.fixture(params=["postgres", "sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every API test runs on both backends: a cloned PostgreSQL database and a SQLite file."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/orchestrator.db"
+        migrate.upgrade(url)
+        yield url
+        return
+    with cloned_database(request.getfixturevalue("template_db")) as url:
         yield url
 
 

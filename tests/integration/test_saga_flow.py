@@ -23,14 +23,17 @@ async def start(api: httpx.AsyncClient, name: str, saga_input: dict | None = Non
     return saga_id
 
 
-async def test_three_steps_complete(api: httpx.AsyncClient, participant: ScriptedParticipant) -> None:
+async def test_three_steps_complete(
+    api: httpx.AsyncClient, participant: ScriptedParticipant
+) -> None:
     await register(api, "three", [step("a"), step("b"), step("c")])
     saga = await wait_final(api, await start(api, "three", {"x": 1}))
     assert saga["status"] == "completed"
     assert [s["status"] for s in saga["steps"]] == ["succeeded"] * 3
     assert set(saga["results"]) == {"a", "b", "c"}
     assert participant.order == ["action:a", "action:b", "action:c"]
-    assert all(n == 1 for n in participant.applied.values()) and len(participant.applied) == 3
+    assert all(n == 1 for n in participant.applied.values())
+    assert len(participant.applied) == 3
 
 
 async def test_rejection_compensates_in_reverse(
@@ -42,7 +45,10 @@ async def test_rejection_compensates_in_reverse(
     assert saga["status"] == "compensated"
     assert [s["status"] for s in saga["steps"]] == ["compensated", "compensated", "rejected"]
     assert participant.order == [
-        "action:a", "action:b", "compensation:b", "compensation:a",
+        "action:a",
+        "action:b",
+        "compensation:b",
+        "compensation:a",
     ]
     assert saga["error"]["step"] == "c"
 
@@ -56,7 +62,8 @@ async def test_failing_compensation_parks_then_retry_finishes(
     saga_id = await start(api, "stuck")
     saga = await wait_final(api, saga_id)
     assert saga["status"] == "failed"
-    assert saga["error"]["step"] == "a" and saga["error"]["phase"] == "compensation"
+    assert saga["error"]["step"] == "a"
+    assert saga["error"]["phase"] == "compensation"
     assert saga["steps"][0]["status"] == "compensation_failed"
     assert saga["steps"][0]["compensation_attempts"] == 3
 

@@ -30,27 +30,34 @@ def _admin_engine() -> sa.Engine:
 
 
 def postgres_available() -> bool:
+    engine = _admin_engine()
     try:
-        with _admin_engine().connect() as conn:
+        with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
         return True
     except Exception:
         return False
+    finally:
+        engine.dispose()
 
 
 def create_database(name: str, template: str | None = None) -> None:
     engine = _admin_engine()
-    with engine.connect() as conn:
-        clause = f" TEMPLATE {template}" if template else ""
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"{clause}'))
-    engine.dispose()
+    try:
+        with engine.connect() as conn:
+            clause = f" TEMPLATE {template}" if template else ""
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"{clause}'))
+    finally:
+        engine.dispose()
 
 
 def drop_database(name: str) -> None:
     engine = _admin_engine()
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
 
 
 def unique_name(prefix: str) -> str:

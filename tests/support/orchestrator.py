@@ -52,10 +52,15 @@ def fast_settings(database_url: str, participants: dict[str, list[str]], **extra
 
 
 @asynccontextmanager
-async def running_orchestrator(settings: Settings, role: str = "all") -> AsyncIterator[httpx.AsyncClient]:
+async def running_orchestrator(
+    settings: Settings, role: str = "all"
+) -> AsyncIterator[httpx.AsyncClient]:
     """Serve the orchestrator on loopback; yield an HTTP client for its API."""
     app = create_app(settings, role=role)
-    async with serve_app(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+    async with (
+        serve_app(app) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=30) as client,
+    ):
         client.app = app  # type: ignore[attr-defined]
         yield client
 
@@ -80,12 +85,16 @@ def step(name: str, participant: str = "p", **extra: Any) -> dict[str, Any]:
     return body
 
 
-async def wait_final(client: httpx.AsyncClient, saga_id: str, timeout_s: float = 30) -> dict[str, Any]:
+async def wait_final(
+    client: httpx.AsyncClient, saga_id: str, timeout_s: float = 30
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
         saga: dict[str, Any] = (await client.get(f"/v1/sagas/{saga_id}")).json()
         if saga["status"] in FINAL:
             return saga
         if time.monotonic() > deadline:
-            raise AssertionError(f"saga {saga_id} still {saga['status']} after {timeout_s}s: {saga}")
+            raise AssertionError(
+                f"saga {saga_id} still {saga['status']} after {timeout_s}s: {saga}"
+            )
         await asyncio.sleep(0.05)

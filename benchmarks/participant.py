@@ -1,0 +1,73 @@
+"""The benchmark participant: three endpoints, each one short PostgreSQL transaction.
+
+Each call inserts its idempotency key (a repeated key answers the stored
+answer) and updates a versioned row, like a real kit-built participant but with
+nothing else in the way. Run: ``python benchmarks/participant.py DSN PORT``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS idempotency (key text PRIMARY KEY, answer jsonb NOT NULL);
+CREATE TABLE IF NOT EXISTS counters
+    (id int PRIMARY KEY, value bigint NOT NULL, version int NOT NULL);
+INSERT INTO counters VALUES (1, 0, 0), (2, 0, 0), (3, 0, 0) ON CONFLICT DO NOTHING;
+"""
+
+
+def create_app(dsn: str) -> FastAPI:
+    pool: Any = None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        nonlocal pool
+        pool = await asyncpg.create_pool(dsn, min_size=4, max_size=16)
+        async with pool.acquire() as conn:
+            await conn.execute(SCHEMA)
+        yield
+        await pool.close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/step/{n}")
+    async def step(n: int, request: Request) -> Response:
+        key = request.headers.get("Idempotency-Key") or ""
+        answer = json.dumps({"step": n, "key": key})
+        async with pool.acquire() as conn, conn.transaction():
+            stored = await conn.fetchval(
+                "INSERT INTO idempotency VALUES ($1, $2::jsonb) ON CONFLICT (key) DO NOTHING "
+                "RETURNING answer",
+                key,
+                answer,
+            )
+            if stored is None:
+                answer = await conn.fetchval("SELECT answer FROM idempotency WHERE key = $1", key)
+            else:
+                await conn.execute(
+                    "UPDATE counters SET value = value + 1, version = version + 1 WHERE id = $1",
+                    (n - 1) % 3 + 1,
+                )
+        return Response(answer, media_type="application/json")
+
+    return app
+
+
+if __name__ == "__main__":
+    uvicorn.run(
+        create_app(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning"
+    )
