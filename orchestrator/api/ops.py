@@ -59,6 +59,7 @@ async def participants(rt: Rt) -> dict[str, Any]:
             items.append(
                 {
                     "name": name,
+                    "base_urls": urls,
                     "urls": [{"url": u, "health": h} for u, h in zip(urls, health, strict=True)],
                     "health": "up" if "up" in health else "down",
                 }

@@ -15,7 +15,10 @@ def backoff(policy: RetryPlan, failures: int, jitter_seed: str) -> timedelta:
     saga, step and attempt always wait the same time: replays and tests are
     deterministic, while different sagas still spread out.
     """
-    base = policy.initial_backoff_ms * policy.multiplier ** max(failures - 1, 0)
+    # The exponent is bounded so a step that fails for hours cannot overflow a
+    # float; past it the cap has long applied anyway.
+    exponent = min(max(failures - 1, 0), 64)
+    base = policy.initial_backoff_ms * policy.multiplier**exponent
     capped = min(base, float(policy.max_backoff_ms))
     spread = capped * policy.jitter
     jittered = capped - spread + 2 * spread * random.Random(jitter_seed).random()

@@ -103,7 +103,7 @@ class Decision:
 
 def start(plan: Plan, now: datetime) -> SagaState:
     """The state of a new saga: its first stage running, attempt 1 due now."""
-    deadline = now + timedelta(seconds=plan.deadline_s) if plan.deadline_s else None
+    deadline = now + timedelta(seconds=plan.deadline_s) if plan.deadline_s is not None else None
     initial = SagaState(
         status=S.RUNNING,
         steps=tuple(StepState() for _ in plan.steps),
@@ -162,9 +162,23 @@ def wake_at(plan: Plan, state: SagaState) -> datetime | None:
         for index in plan.stages[state.stage]
         if (step := state.steps[index]).status is wanted and step.due_at is not None
     ]
-    if state.status is S.RUNNING and state.deadline_at is not None and not state.pivoted:
+    if _deadline_can_act(plan, state):
+        assert state.deadline_at is not None
         times.append(state.deadline_at)
     return min(times) if times else None
+
+
+def _deadline_can_act(plan: Plan, state: SagaState) -> bool:
+    """Whether passing the deadline would change anything now (it cannot during the pivot)."""
+    return (
+        state.status is S.RUNNING
+        and state.deadline_at is not None
+        and not state.pivoted
+        and not any(
+            plan.steps[i].kind is StepKind.PIVOT and state.steps[i].status is T.RUNNING
+            for i in plan.stages[state.stage]
+        )
+    )
 
 
 class _Draft:
@@ -243,6 +257,12 @@ class _Draft:
     def enter_stage(self, stage: int) -> None:
         if stage >= len(self.plan.stages):
             self.set_status(S.COMPLETED)
+            return
+        if self.deadline_at is not None and not self.pivoted and self.now >= self.deadline_at:
+            # Too late to start anything new (above all the pivot): undo what was done.
+            first = self.plan.stages[stage][0]
+            self.error = SagaError(self.name(first), Phase.ACTION, "deadline passed")
+            self.begin_compensation()
             return
         self.stage = stage
         for index in self.members():

@@ -152,5 +152,10 @@ async def test_ops_endpoints(api: httpx.AsyncClient, participant_url: str) -> No
     assert "saga_started" in metrics.text
     participants = (await api.get("/v1/participants")).json()["items"]
     assert participants == [
-        {"name": "p", "urls": [{"url": participant_url, "health": "up"}], "health": "up"}
+        {
+            "name": "p",
+            "base_urls": [participant_url],
+            "urls": [{"url": participant_url, "health": "up"}],
+            "health": "up",
+        }
     ]

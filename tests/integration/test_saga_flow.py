@@ -88,3 +88,46 @@ async def test_transient_failures_are_retried_with_the_same_key(
     b_requests = [r for r in participant.requests if r["step"] == "b"]
     assert len({r["key"] for r in b_requests}) == 1
     assert [r["attempt"] for r in b_requests] == ["1", "2", "3"]
+
+
+async def test_parallel_group_member_rejects(
+    api: httpx.AsyncClient, participant: ScriptedParticipant
+) -> None:
+    participant.steady["y"] = 409
+    participant.delay["z"] = 0.2  # still running when y rejects: awaited, then compensated
+    await register(
+        api, "fan", [step("a"), {"parallel": [step("x"), step("y"), step("z")]}, step("b")]
+    )
+    saga = await wait_final(api, await start(api, "fan"))
+    assert saga["status"] == "compensated"
+    statuses = {s["name"]: s["status"] for s in saga["steps"]}
+    assert statuses == {
+        "a": "compensated",
+        "x": "compensated",
+        "y": "rejected",
+        "z": "compensated",
+        "b": "pending",
+    }
+    order = participant.order
+    assert order[0] == "action:a"
+    assert set(order[1:3]) == {"action:x", "action:z"}
+    assert set(order[3:5]) == {"compensation:x", "compensation:z"}
+    assert order[5:] == ["compensation:a"]
+
+
+async def test_parallel_group_results_feed_later_steps(
+    api: httpx.AsyncClient, participant: ScriptedParticipant
+) -> None:
+    last = step(
+        "b",
+        action={
+            "path": "/do/b",
+            "body": {"from_x": "$.results.x.id", "from_y": "$.results.y.step"},
+        },
+    )
+    await register(api, "join", [{"parallel": [step("x"), step("y")]}, last])
+    saga = await wait_final(api, await start(api, "join"))
+    assert saga["status"] == "completed"
+    b_body = next(r["body"] for r in participant.requests if r["step"] == "b")
+    assert b_body["from_y"] == "y"
+    assert b_body["from_x"].startswith("x-")
