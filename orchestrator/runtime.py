@@ -41,7 +41,11 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, *, with_worker: bool) -> Runtime:
-        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            stall_limit_s=settings.lease_s,
+        )
         metrics = Metrics()
         event.listen(engine.sync_engine, "commit", lambda _conn: metrics.database_commits.inc())
         definitions = DefinitionStore(engine)

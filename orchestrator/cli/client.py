@@ -180,16 +180,21 @@ def list_(url: str, status: str | None, definition: str | None, limit: int) -> N
             s["id"],
             s["definition"],
             s["status"],
-            next(
-                (st["name"] for st in s["steps"] if st["status"] not in ("succeeded", "pending")),
-                "-",
-            ),
+            _current_step(s),
             short_time(s["created_at"]),
             short_time(s["updated_at"]),
         )
         for s in page["items"]
     ]
     click.echo(table(["id", "definition", "status", "at step", "created", "updated"], rows))
+
+
+def _current_step(saga: dict[str, Any]) -> str:
+    """The step a saga is at: the one its error names, else the first not yet done."""
+    if saga.get("error"):
+        return str(saga["error"]["step"])
+    active = ("running", "compensating", "failed", "rejected", "compensation_failed")
+    return next((st["name"] for st in saga["steps"] if st["status"] in active), "-")
 
 
 def _request_command(action: str, help_text: str) -> click.Command:

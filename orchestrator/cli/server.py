@@ -16,6 +16,8 @@ from orchestrator.store import migrate
 
 
 def _configure_logging(level: str) -> None:
+    # One line per participant call is the history's job (GET /v1/sagas/{id}/events).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )

@@ -22,12 +22,30 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for ``url``, set up for many concurrent writers."""
+def create_engine(url: str, pool_size: int = 10, stall_limit_s: float = 15.0) -> AsyncEngine:
+    """An async engine for ``url``, set up for many concurrent writers.
+
+    ``stall_limit_s`` bounds how long a session may sit idle inside a transaction
+    (PostgreSQL ends it after that): a worker frozen mid-write would otherwise
+    keep its row lock, and ``SKIP LOCKED`` claims would pass that saga over for
+    as long as the process stays frozen. Our transactions never wait on anything
+    but the database, so the limit never touches a healthy one.
+    """
     url = normalise_database_url(url)
     if not is_sqlite(url):
+        server_settings = {
+            "idle_in_transaction_session_timeout": str(max(1000, int(stall_limit_s * 1000))),
+            # Notice a vanished client (a host that died) within ~30 s, not hours.
+            "tcp_keepalives_idle": "10",
+            "tcp_keepalives_interval": "5",
+            "tcp_keepalives_count": "3",
+        }
         return create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_timeout=5
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=5,
+            connect_args={"server_settings": server_settings},
         )
     ensure_sqlite_directory(url)
     engine = create_async_engine(url, connect_args={"timeout": 30})
