@@ -1,0 +1,1 @@
+"""Example participant: inventory (stock items, reservations, release, commit)."""

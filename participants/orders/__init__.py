@@ -1,0 +1,1 @@
+"""Example participant: orders (create pending, approve, reject; a semantic lock)."""

@@ -1,0 +1,1 @@
+"""Example participant: payments (accounts, charges, refunds, an auditable movement ledger)."""

@@ -1,0 +1,1 @@
+"""Example participant: shipping (create a shipment after the pivot, cancel it)."""
