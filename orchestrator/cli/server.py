@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import signal
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -90,7 +93,13 @@ class _Server(uvicorn.Server):
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int, help="The orchestrator's port.")
-def up(host: str, port: int) -> None:
+@click.option(
+    "--base-port",
+    type=int,
+    help="Services on BASE+1..BASE+4 instead of 9001..9004 "
+    "(the orchestrator on BASE unless --port is given).",
+)
+def up(host: str, port: int, base_port: int | None) -> None:
     """Everything in one process for trying it: orchestrator, worker and example services.
 
     Embedded SQLite files in ./.saga/, faults enabled, the `order` definition
@@ -100,7 +109,13 @@ def up(host: str, port: int) -> None:
     from participants.registry import SERVICES
 
     _configure_logging("INFO")
-    urls = {name: f"http://{host}:{spec.port}" for name, spec in SERVICES.items()}
+    ports = {name: spec.port for name, spec in SERVICES.items()}
+    if base_port is not None:
+        ports = {name: base_port + 1 + i for i, name in enumerate(SERVICES)}
+        source = click.get_current_context().get_parameter_source("port")
+        if source is click.core.ParameterSource.DEFAULT:
+            port = base_port
+    urls = {name: f"http://{host}:{ports[name]}" for name in SERVICES}
     settings = Settings(
         participants={name: [url] for name, url in urls.items()},
         enable_faults=True,
@@ -108,10 +123,10 @@ def up(host: str, port: int) -> None:
     migrate.upgrade(settings.database_url)
     for name in SERVICES:
         upgrade_service(name, service_database_url(name))
-    asyncio.run(_run_up(settings, host, port, urls))
+    asyncio.run(_run_up(settings, host, port, ports))
 
 
-async def _run_up(settings: Settings, host: str, port: int, urls: dict[str, str]) -> None:
+async def _run_up(settings: Settings, host: str, port: int, ports: dict[str, int]) -> None:
     from orchestrator.api.app import create_app
     from participants.order_saga import ORDER_DEFINITION
     from participants.registry import SERVICES
@@ -123,7 +138,8 @@ async def _run_up(settings: Settings, host: str, port: int, urls: dict[str, str]
         )
         await spec.seed(service_database_url(name))
         app = spec.create_app(service_settings)
-        servers.append(_Server(uvicorn.Config(app, host=host, port=spec.port, log_level="warning")))
+        config = uvicorn.Config(app, host=host, port=ports[name], log_level="warning")
+        servers.append(_Server(config))
     orchestrator_app = create_app(settings)
     servers.append(
         _Server(uvicorn.Config(orchestrator_app, host=host, port=port, log_level="warning"))
@@ -146,7 +162,7 @@ async def _run_up(settings: Settings, host: str, port: int, urls: dict[str, str]
         await asyncio.sleep(0.05)
     operations = orchestrator_app.state.operations
     await operations.register(ORDER_DEFINITION)
-    _print_banner(host, port, urls)
+    _print_banner(host, port, {name: f"http://{host}:{p}" for name, p in ports.items()})
     await asyncio.gather(*tasks)
     click.echo("stopped")
 
@@ -154,14 +170,17 @@ async def _run_up(settings: Settings, host: str, port: int, urls: dict[str, str]
 def _print_banner(host: str, port: int, urls: dict[str, str]) -> None:
     from participants.order_saga import EXAMPLE_INPUT
 
+    # Outside an activated virtualenv `saga` is not on PATH: show what runs.
+    saga = "saga" if shutil.which("saga") else str(Path(sys.argv[0]))
+    url = "" if port == 8000 else f" --url http://{host}:{port}"
     lines = [
         "",
         f"  orchestrator  http://{host}:{port}   (API docs: http://{host}:{port}/docs)",
         *(f"  {name:<12}  {url}" for name, url in urls.items()),
         "",
         "  Try it:",
-        f"    saga start order --input '{json.dumps(EXAMPLE_INPUT)}' --wait",
-        "    saga list",
+        f"    {saga} start order --input '{json.dumps(EXAMPLE_INPUT)}' --wait{url}",
+        f"    {saga} list{url}",
         "",
         "  Ctrl-C stops everything.",
         "",
