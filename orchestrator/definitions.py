@@ -138,6 +138,8 @@ def _step_plan(step: Step) -> StepPlan:
         name=step.name,
         kind=step.kind,
         has_compensation=step.compensation is not None,
+        callback=step.completion == "callback",
+        callback_timeout_s=step.timeout_ms / 1000,
         retry=RetryPlan(
             r.max_attempts, r.initial_backoff_ms, r.max_backoff_ms, r.multiplier, r.jitter
         ),
@@ -193,8 +195,10 @@ def semantic_problems(
         seen.setdefault(step.name, stage)
         if known_participants is not None and step.participant not in known_participants:
             yield f"{where}.participant", f"unknown participant {step.participant!r}"
-        if step.completion == "callback":
-            yield f"{where}.completion", "callback steps are not supported yet"
+        if step.completion == "callback" and step.kind is not StepKind.COMPENSATABLE:
+            # After the pivot a step must end by itself; a callback that never
+            # comes would leave the saga unable to go either way.
+            yield f"{where}.completion", "only compensatable steps can complete by callback"
         yield from _kind_problems(definition, where, stage, step, pivot_stage)
         if step.kind is StepKind.PIVOT:
             pivot_stage = stage if pivot_stage is None else pivot_stage

@@ -38,6 +38,11 @@ class InvalidRequest(OrchestratorError):
             self.details["fields"] = fields
 
 
+class Forbidden(OrchestratorError):
+    status = 403
+    code = "forbidden"
+
+
 class Conflict(OrchestratorError):
     status = 409
     code = "conflict"

@@ -8,14 +8,18 @@ import uuid
 from typing import Any
 
 from orchestrator import templates
+from orchestrator.callbacks import attempt_of
 from orchestrator.clock import utcnow
 from orchestrator.definitions import SagaDefinition, parse_definition
-from orchestrator.errors import Conflict, InvalidRequest, NotFound
+from orchestrator.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from orchestrator.machine import (
+    CallbackCompleted,
     CancelRequested,
     CompensateRequested,
     Event,
+    OutcomeKind,
     RetryRequested,
+    StepStatus,
     apply,
     start,
     wake_at,
@@ -99,6 +103,63 @@ class Operations:
                 if self.rt.worker is not None:
                     self.rt.worker.notify()
                 return await self.saga(saga_id)
+            self.rt.metrics.version_conflicts.inc()
+        raise Conflict("the saga is changing too fast; try again")
+
+    async def complete_callback(
+        self,
+        saga_id: uuid.UUID,
+        step_name: str,
+        token: str,
+        outcome: str,
+        result: Any,
+        error: str | None,
+    ) -> tuple[StoredSaga, SagaDefinition]:
+        """Apply a participant's completion of a callback step (see the callbacks API)."""
+        for _ in range(20):
+            saga = await self.saga(saga_id)
+            definition = await self.definition(saga.definition_name, saga.definition_version)
+            plan = definition.definition.plan()
+            index = next((i for i, s in enumerate(plan.steps) if s.name == step_name), None)
+            if index is None:
+                raise NotFound(f"saga {saga_id} has no step {step_name!r}")
+            step = saga.state.steps[index]
+            attempt = attempt_of(self.rt.callback_secret, token, saga_id, step_name, step.attempts)
+            if attempt is None:
+                raise Forbidden("the callback token is not valid for this step")
+            kind = OutcomeKind.SUCCEEDED if outcome == "succeeded" else OutcomeKind.REJECTED
+            now = utcnow()
+            event = CallbackCompleted(index, attempt, kind, result, error)
+            decision = apply(plan, saga.state, event, now, str(saga_id))
+            note = HistoryEvent(
+                "callback", now, step=step_name, phase="action", attempt=attempt, outcome=kind.value
+            )
+            if not decision.accepted:
+                if step.status in (StepStatus.SUCCEEDED, StepStatus.REJECTED) and (
+                    attempt == step.attempts
+                ):
+                    return saga, definition.definition  # a repeated completion: nothing to do
+                late = HistoryEvent(
+                    "callback",
+                    now,
+                    step=step_name,
+                    phase="action",
+                    attempt=attempt,
+                    outcome="refused",
+                    detail={"reason": "arrived after the step stopped waiting"},
+                )
+                await self.rt.writer.record_event(saga_id, late)
+                raise Conflict(
+                    "the completion arrived after the step stopped waiting for it",
+                    step_status=step.status.value,
+                )
+            history = [note, *transition_history(saga.state, decision.state, now)]
+            if await self.rt.writer.record_request(
+                saga, decision.state, now, wake_at=wake_at(plan, decision.state), history=history
+            ):
+                if self.rt.worker is not None:
+                    self.rt.worker.notify()
+                return await self.saga(saga_id), definition.definition
             self.rt.metrics.version_conflicts.inc()
         raise Conflict("the saga is changing too fast; try again")
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from orchestrator.callbacks import shared_secret
 from orchestrator.metrics import Metrics
 from orchestrator.settings import Settings
 from orchestrator.store.definitions import DefinitionStore
@@ -37,6 +38,8 @@ class Runtime:
     routing: Routing
     client: ParticipantClient
     worker: Worker | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    callback_secret: str = ""
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
@@ -67,6 +70,7 @@ class Runtime:
             injector=injector,
             routing=routing,
             client=client,
+            public_url=(settings.public_url or "http://127.0.0.1:8000").rstrip("/"),
         )
         if with_worker:
             runtime.worker = Worker(
@@ -83,6 +87,10 @@ class Runtime:
         return runtime
 
     async def start(self) -> None:
+        self.callback_secret = self.settings.callback_secret or await shared_secret(self.engine)
+        if self.worker is not None:
+            self.worker.ctx.callback_secret = self.callback_secret
+            self.worker.ctx.public_url = self.public_url
         if self.settings.enable_faults:
             log.warning("FAULT INJECTION IS ENABLED: /v1/faults can make participant calls fail")
         if self.worker is not None:

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     participants: Annotated[dict[str, list[str]], NoDecode] = Field(default_factory=dict)
     enable_faults: bool = False
     api_key: str | None = None
+    #: The orchestrator's URL as participants reach it (callback steps complete there).
+    #: ``saga serve`` derives it from --host/--port when unset.
+    public_url: str | None = None
+    #: Key of callback tokens; unset: one is created in the database and shared.
+    callback_secret: str | None = None
 
     #: Sagas one worker drives at once.
     worker_concurrency: int = Field(default=200, ge=1, le=10_000)

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from orchestrator.api import definitions, errors, faults, ops, sagas
+from orchestrator.api import callbacks, definitions, errors, faults, ops, sagas
 from orchestrator.api.deps import caller
 from orchestrator.api.limits import BodyLimit
 from orchestrator.operations import Operations
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, *, role: str = "all") -> FastAP
         app.include_router(sagas.router, dependencies=authenticated)
         app.include_router(faults.router, dependencies=authenticated)
         app.include_router(ops.v1, dependencies=authenticated)
+        app.include_router(callbacks.router)  # authenticated by each step's token
     app.include_router(ops.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

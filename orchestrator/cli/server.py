@@ -42,6 +42,9 @@ def serve(host: str, port: int, role: str, no_migrate: bool) -> None:
     from orchestrator.api.app import create_app
 
     settings = Settings()
+    if settings.public_url is None:
+        reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        settings = settings.model_copy(update={"public_url": f"http://{reachable}:{port}"})
     _configure_logging(settings.log_level)
     if not no_migrate:
         migrate.upgrade(settings.database_url)
@@ -119,6 +122,7 @@ def up(host: str, port: int, base_port: int | None) -> None:
     settings = Settings(
         participants={name: [url] for name, url in urls.items()},
         enable_faults=True,
+        public_url=f"http://{host}:{port}",
     )
     migrate.upgrade(settings.database_url)
     for name in SERVICES:

@@ -1,6 +1,7 @@
 """The pure saga state machine: no I/O, no clock. See ``transitions`` for the theory."""
 
 from orchestrator.machine.events import (
+    CallbackCompleted,
     CallOutcome,
     CancelRequested,
     CompensateRequested,
@@ -44,6 +45,7 @@ __all__ = [
     "STEP_TRANSITIONS",
     "CallCommand",
     "CallOutcome",
+    "CallbackCompleted",
     "CancelRequested",
     "CompensateRequested",
     "Decision",

@@ -14,6 +14,8 @@ class OutcomeKind(StrEnum):
     REJECTED = "rejected"
     #: No definite answer (5xx, 408, 429, timeout, connection error): retried.
     TRANSIENT = "transient"
+    #: A callback step's participant took the call (202) and will report by callback.
+    ACCEPTED = "accepted"
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,17 @@ class CallOutcome:
 
     step: int
     phase: Phase
+    attempt: int
+    kind: OutcomeKind
+    result: JSON = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CallbackCompleted:
+    """A participant's completion of a callback step (``kind`` succeeded or rejected)."""
+
+    step: int
     attempt: int
     kind: OutcomeKind
     result: JSON = None
@@ -48,4 +61,6 @@ class CompensateRequested:
     """An operator asks a ``failed`` saga parked before its pivot to compensate."""
 
 
-Event = CallOutcome | Tick | CancelRequested | RetryRequested | CompensateRequested
+Event = (
+    CallOutcome | CallbackCompleted | Tick | CancelRequested | RetryRequested | CompensateRequested
+)

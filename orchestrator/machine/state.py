@@ -71,6 +71,10 @@ class StepPlan:
     kind: StepKind = StepKind.COMPENSATABLE
     has_compensation: bool = True
     retry: RetryPlan = field(default_factory=RetryPlan)
+    #: Completed by a callback after the participant answered 202.
+    callback: bool = False
+    #: How long a callback step waits for its completion once accepted.
+    callback_timeout_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,9 @@ class StepState:
     due_at: datetime | None = None
     #: Some action attempt ended without a definite answer: it may have taken effect.
     uncertain: bool = False
+    #: The participant accepted the call (202) and will complete it by callback;
+    #: ``due_at`` is then the time the wait gives up.
+    awaiting_callback: bool = False
     last_error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -161,6 +168,7 @@ def step_to_json(step: StepState) -> dict[str, JSON]:
         "budget_from": step.budget_from,
         "due_at": _dt(step.due_at),
         "uncertain": step.uncertain,
+        "awaiting_callback": step.awaiting_callback,
         "last_error": step.last_error,
         "started_at": _dt(step.started_at),
         "finished_at": _dt(step.finished_at),
@@ -176,6 +184,7 @@ def step_from_json(data: dict[str, JSON]) -> StepState:
         budget_from=data["budget_from"],
         due_at=_parse_dt(data["due_at"]),
         uncertain=data["uncertain"],
+        awaiting_callback=data.get("awaiting_callback", False),
         last_error=data["last_error"],
         started_at=_parse_dt(data["started_at"]),
         finished_at=_parse_dt(data["finished_at"]),

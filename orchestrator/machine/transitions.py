@@ -36,6 +36,7 @@ from typing import Any
 
 from orchestrator.machine.backoff import backoff
 from orchestrator.machine.events import (
+    CallbackCompleted,
     CallOutcome,
     CancelRequested,
     CompensateRequested,
@@ -123,6 +124,8 @@ def apply(plan: Plan, state: SagaState, event: Event, now: datetime, key: str = 
             reason = draft.on_action_outcome(event)
         case CallOutcome():
             reason = draft.on_compensation_outcome(event)
+        case CallbackCompleted():
+            reason = draft.on_callback(event)
         case CancelRequested():
             reason = draft.on_cancel(event.reason)
         case RetryRequested():
@@ -131,6 +134,7 @@ def apply(plan: Plan, state: SagaState, event: Event, now: datetime, key: str = 
             reason = draft.on_compensate()
         case Tick():
             reason = None
+    draft.expire_callbacks()
     draft.enforce_deadline()
     return Decision(draft.freeze(), accepted=reason is None, reason=reason)
 
@@ -146,6 +150,8 @@ def due_calls(plan: Plan, state: SagaState, now: datetime) -> tuple[CallCommand,
     calls = []
     for index in plan.stages[state.stage]:
         step = state.steps[index]
+        if step.awaiting_callback:
+            continue  # nothing to call: the participant reports by callback
         if step.status is wanted and step.due_at is not None and step.due_at <= now:
             attempt = step.attempts if phase is Phase.ACTION else step.compensation_attempts
             calls.append(CallCommand(index, phase, attempt))
@@ -286,13 +292,20 @@ class _Draft:
             or outcome.attempt != step.attempts
         ):
             return "stale outcome"
-        if outcome.kind is OutcomeKind.SUCCEEDED:
+        if outcome.kind is OutcomeKind.ACCEPTED:
+            policy = self.plan.steps[index]
+            if not policy.callback:  # a 202 from a step that does not call back is a success
+                return self.on_action_outcome(replace(outcome, kind=OutcomeKind.SUCCEEDED))
+            wait = timedelta(seconds=policy.callback_timeout_s)
+            self.update_step(index, awaiting_callback=True, due_at=self.now + wait)
+        elif outcome.kind is OutcomeKind.SUCCEEDED:
             self.update_step(
                 index,
                 status=T.SUCCEEDED,
                 result=outcome.result,
                 due_at=None,
                 finished_at=self.now,
+                awaiting_callback=False,
             )
             if self.plan.steps[index].kind is StepKind.PIVOT:
                 self.pivoted = True
@@ -321,6 +334,46 @@ class _Draft:
                 )
                 self.step_failed(index, f"gave up after {step.attempts} attempts: {outcome.error}")
         return None
+
+    def on_callback(self, completion: CallbackCompleted) -> str | None:
+        """A completion counts like the answer of the attempt it completes."""
+        if completion.kind not in (OutcomeKind.SUCCEEDED, OutcomeKind.REJECTED):
+            return "a completion is either succeeded or rejected"
+        outcome = CallOutcome(
+            completion.step,
+            Phase.ACTION,
+            completion.attempt,
+            completion.kind,
+            completion.result,
+            completion.error,
+        )
+        return self.on_action_outcome(outcome)
+
+    def expire_callbacks(self) -> None:
+        """A callback that did not come in time fails its step for good (outcome unknown)."""
+        if self.status is not S.RUNNING:
+            return
+        for index in self.members():
+            step = self.steps[index]
+            if (
+                step.status is T.RUNNING
+                and step.awaiting_callback
+                and step.due_at is not None
+                and step.due_at <= self.now
+            ):
+                message = "no completion arrived before the step's timeout"
+                self.update_step(
+                    index,
+                    status=T.FAILED,
+                    uncertain=True,
+                    awaiting_callback=False,
+                    due_at=None,
+                    finished_at=self.now,
+                    last_error=message,
+                )
+                self.step_failed(index, message)
+                if self.status is not S.RUNNING:
+                    return
 
     def step_failed(self, index: int, message: str) -> None:
         policy = self.plan.steps[index]
@@ -365,6 +418,7 @@ class _Draft:
                         compensation_attempts=done + 1,
                         budget_from=done,
                         due_at=self.now,
+                        awaiting_callback=False,
                     )
                 return
             stage -= 1
@@ -449,8 +503,9 @@ class _Draft:
                         budget_from=step.attempts,
                         due_at=self.now,
                         finished_at=None,
+                        awaiting_callback=False,
                     )
-                elif step.status is T.RUNNING:
+                elif step.status is T.RUNNING and not step.awaiting_callback:
                     self.update_step(index, due_at=self.now)
         self.parked_phase = None
         self.error = None

@@ -149,3 +149,16 @@ sagas_table = cast(sa.Table, SagaRow.__table__)
 events_table = cast(sa.Table, SagaEventRow.__table__)
 start_keys_table = cast(sa.Table, StartKeyRow.__table__)
 fault_rules_table = cast(sa.Table, FaultRuleRow.__table__)
+
+
+class SecretRow(Base):
+    """Process-wide secrets every worker must share (e.g. the callback-token key)."""
+
+    __tablename__ = "orchestrator_secrets"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(128))
+    created_at: Mapped[datetime]
+
+
+secrets_table = cast(sa.Table, SecretRow.__table__)

@@ -24,6 +24,7 @@ class CallRequest:
     path: str
     body: Any
     timeout_s: float
+    extra_headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def idempotency_key(self) -> str:
@@ -40,6 +41,7 @@ class CallRequest:
             "X-Saga-Step": i.step,
             "X-Saga-Attempt": str(i.attempt),
             "Content-Type": "application/json",
+            **dict(self.extra_headers),
         }
 
 

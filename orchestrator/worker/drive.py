@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator import templates
+from orchestrator.callbacks import callback_token
 from orchestrator.clock import utcnow
 from orchestrator.definitions import SagaDefinition, Step
 from orchestrator.machine import (
@@ -56,10 +57,18 @@ class DriveContext:
     lease_s: float
     hold_backoff_s: float
     stopping: asyncio.Event
+    #: Where participants complete callback steps, and the key of their tokens.
+    public_url: str = "http://127.0.0.1:8000"
+    callback_secret: str = ""
 
 
 def build_call(
-    definition: SagaDefinition, saga: StoredSaga, state: SagaState, plan: Plan, command: CallCommand
+    ctx: DriveContext,
+    definition: SagaDefinition,
+    saga: StoredSaga,
+    state: SagaState,
+    plan: Plan,
+    command: CallCommand,
 ) -> CallRequest | CallResult:
     """The HTTP call for ``command``, or a rejection when its body cannot be built."""
     step: Step = definition.flat_steps()[command.step]
@@ -85,8 +94,17 @@ def build_call(
         saga_id=str(saga.id),
         attempt=command.attempt,
     )
+    extra: tuple[tuple[str, str], ...] = ()
+    if step.completion == "callback" and command.phase is Phase.ACTION:
+        token = callback_token(ctx.callback_secret, saga.id, step.name, command.attempt)
+        url = f"{ctx.public_url}/v1/sagas/{saga.id}/steps/{step.name}/complete"
+        extra = (("X-Saga-Callback-Url", url), ("X-Saga-Callback-Token", token))
     return CallRequest(
-        identity=identity, path=call.path, body=body, timeout_s=step.timeout_ms / 1000
+        identity=identity,
+        path=call.path,
+        body=body,
+        timeout_s=step.timeout_ms / 1000,
+        extra_headers=extra,
     )
 
 
@@ -174,7 +192,9 @@ class SagaDriver:
     async def _make_calls(
         self, calls: Sequence[CallCommand], state: SagaState
     ) -> tuple[list[Event], list[HistoryEvent]]:
-        requests = [build_call(self.definition, self.saga, state, self.plan, c) for c in calls]
+        requests = [
+            build_call(self.ctx, self.definition, self.saga, state, self.plan, c) for c in calls
+        ]
         results = await asyncio.gather(
             *(self._call(r) if isinstance(r, CallRequest) else _done(r) for r in requests)
         )
@@ -183,19 +203,23 @@ class SagaDriver:
         history: list[HistoryEvent] = []
         for command, result in zip(calls, results, strict=True):
             name = self.plan.steps[command.step].name
+            kind = result.kind
+            if (
+                kind is OutcomeKind.SUCCEEDED
+                and result.status == 202
+                and self.plan.steps[command.step].callback
+                and command.phase is Phase.ACTION
+            ):
+                kind = OutcomeKind.ACCEPTED  # the participant completes it later, by callback
+                result = replace(result, kind=kind)
             events.append(
                 CallOutcome(
-                    command.step,
-                    command.phase,
-                    command.attempt,
-                    result.kind,
-                    result.result,
-                    result.error,
+                    command.step, command.phase, command.attempt, kind, result.result, result.error
                 )
             )
             history.append(call_history(command, name, result, now))
             labels = (self.definition.name, name, command.phase.value)
-            self.ctx.metrics.step_calls.labels(*labels, result.kind.value).inc()
+            self.ctx.metrics.step_calls.labels(*labels, kind.value).inc()
             self.ctx.metrics.step_call_seconds.labels(*labels).observe(result.duration_ms / 1000)
             if result.fault:
                 self.ctx.metrics.faults_fired.labels(result.fault).inc()

@@ -20,7 +20,7 @@ from tests.support.databases import (
     throwaway_database,
     unique_name,
 )
-from tests.support.servers import serve_app
+from tests.support.servers import free_port, serve_app
 
 FINAL = {"completed", "compensated", "failed"}
 
@@ -56,9 +56,12 @@ async def running_orchestrator(
     settings: Settings, role: str = "all"
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Serve the orchestrator on loopback; yield an HTTP client for its API."""
+    port = free_port()
+    if settings.public_url is None:  # callback steps must be able to reach it
+        settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})
     app = create_app(settings, role=role)
     async with (
-        serve_app(app) as base_url,
+        serve_app(app, port) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=30) as client,
     ):
         client.app = app  # type: ignore[attr-defined]

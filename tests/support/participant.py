@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -35,6 +36,13 @@ class ScriptedParticipant:
     requests: list[dict[str, Any]] = field(default_factory=list)
     order: list[str] = field(default_factory=list)
     keys_seen: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    #: step -> (seconds, "succeeded"|"rejected"): answer 202, complete by callback later;
+    #: step -> None: answer 202 and never call back.
+    callbacks: dict[str, tuple[float, str] | None] = field(default_factory=dict)
+    #: step -> (callback URL, token) as received.
+    callback_requests: dict[str, tuple[str, str]] = field(default_factory=dict)
+    callback_answers: list[int] = field(default_factory=list)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _locks: dict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
 
     def next_status(self, step: str) -> int:
@@ -42,6 +50,18 @@ class ScriptedParticipant:
         if queue:
             return queue.pop(0)
         return self.steady.get(step, 200)
+
+    async def _call_back(self, url: str, token: str, delay: float, outcome: str) -> None:
+        await asyncio.sleep(delay)
+        async with httpx.AsyncClient() as client:
+            response = await client.post(
+                url,
+                json={"outcome": outcome, "result": {"completed": True}},
+                headers={"X-Saga-Callback-Token": token},
+            )
+        self.callback_answers.append(response.status_code)
+        if outcome == "succeeded":
+            self.order.append("completed:" + url.rsplit("/steps/", 1)[1].split("/")[0])
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -84,6 +104,20 @@ class ScriptedParticipant:
             status = self.next_status(f"{step}:{phase}" if phase == "compensation" else step)
             if status >= 500 or status in (408, 429):
                 return JSONResponse({"error": {"message": "try again"}}, status_code=status)
+            if 200 <= status < 300 and phase == "action" and step in self.callbacks:
+                self.applied[key] += 1
+                self.order.append(f"accepted:{step}")
+                url = request.headers["X-Saga-Callback-Url"]
+                token = request.headers["X-Saga-Callback-Token"]
+                self.callback_requests[step] = (url, token)
+                plan = self.callbacks[step]
+                if plan is not None:
+                    task = asyncio.create_task(self._call_back(url, token, *plan))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                answer = {"accepted": True}
+                self.answers[key] = (202, answer)
+                return JSONResponse(answer, status_code=202)
             if 200 <= status < 300:
                 if phase == "action":
                     self.applied[key] += 1

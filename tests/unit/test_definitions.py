@@ -102,7 +102,10 @@ def test_parallel_group_becomes_one_stage() -> None:
             [{"parallel": [step("a"), step("b", action={"path": "/b", "body": "$.results.a.x"})]}],
             "steps.0.parallel.1.action.body",
         ),
-        ([step("a", completion="callback")], "steps.0.completion"),
+        (
+            [step("a"), step("b", kind="pivot", compensation=None, completion="callback")],
+            "steps.1.completion",
+        ),
         ([step("a", action={"path": "//evil.example/x"})], "steps.0.action.path"),
         ([step("a", action={"path": "relative"})], "steps.0.action.path"),
     ],

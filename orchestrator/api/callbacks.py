@@ -1,0 +1,41 @@
+"""Completion of callback steps: authenticated by the step's token, not by an API key."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header
+from pydantic import BaseModel, Field
+
+from orchestrator.api.deps import Ops, saga_id
+from orchestrator.api.views import saga_view
+from orchestrator.errors import Forbidden
+
+router = APIRouter(prefix="/v1/sagas", tags=["callbacks"])
+
+
+class Completion(BaseModel):
+    outcome: Literal["succeeded", "rejected"]
+    result: Any = None
+    error: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/{id}/steps/{step}/complete")
+async def complete(
+    ops: Ops,
+    id: str,
+    step: str,
+    body: Completion,
+    x_saga_callback_token: Annotated[str | None, Header(max_length=128)] = None,
+) -> dict[str, Any]:
+    """Complete a callback step with the token sent in ``X-Saga-Callback-Token``.
+
+    A repeated completion with the same token answers 200 and changes nothing; a
+    wrong token answers 403; a completion after the step's timeout answers 409.
+    """
+    if not x_saga_callback_token:
+        raise Forbidden("the X-Saga-Callback-Token header is required")
+    saga, definition = await ops.complete_callback(
+        saga_id(id), step, x_saga_callback_token, body.outcome, body.result, body.error
+    )
+    return saga_view(saga, definition)
