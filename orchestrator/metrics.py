@@ -2,27 +2,43 @@
 
 A registry per process (not the global one) keeps several apps in one process
 (``saga up``, tests) from colliding. Labels are bounded: never a saga id.
+
+Counters and histograms count what *this process* did: scrape every replica
+and ``sum`` them. The gauges read from the database at scrape time
+(``saga_sagas``, ``saga_oldest_due_seconds``) describe the whole system, the
+same from every replica: take their ``max``.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
 class Metrics:
+    """Every metric the orchestrator exports (see README, "Observe")."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.sagas_started = Counter("saga_started", "Sagas started", ["definition"], registry=r)
         self.sagas_finished = Counter(
             "saga_finished",
-            "Sagas that reached a final or parked status",
+            "Sagas that reached completed, compensated or failed (parked)",
             ["definition", "status"],
             registry=r,
         )
+        self.saga_seconds = Histogram(
+            "saga_duration_seconds",
+            "From start to completed, compensated or failed",
+            ["definition", "status"],
+            registry=r,
+            buckets=_SECONDS,
+        )
         self.step_calls = Counter(
             "saga_step_calls",
-            "Participant calls by outcome",
+            "Participant calls by outcome (succeeded, rejected, transient, accepted)",
             ["definition", "step", "phase", "outcome"],
             registry=r,
         )
@@ -31,7 +47,19 @@ class Metrics:
             "Duration of one participant call",
             ["definition", "step", "phase"],
             registry=r,
-            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            buckets=(0.002, *_SECONDS),
+        )
+        self.step_retries = Counter(
+            "saga_step_retries",
+            "Calls that were a retry (attempt > 1)",
+            ["definition", "step", "phase"],
+            registry=r,
+        )
+        self.compensations = Counter(
+            "saga_compensations",
+            "Steps compensated successfully",
+            ["definition", "step"],
+            registry=r,
         )
         self.version_conflicts = Counter(
             "saga_version_conflicts", "Writes that lost an optimistic version race", registry=r
@@ -39,7 +67,24 @@ class Metrics:
         self.lost_leases = Counter(
             "saga_leases_lost", "Sagas dropped because another worker took them over", registry=r
         )
+        self.takeovers = Counter(
+            "saga_lease_takeovers",
+            "Sagas claimed after another worker's lease ran out (that worker died or stalled)",
+            registry=r,
+        )
         self.claimed = Counter("saga_claimed", "Sagas claimed by this worker", registry=r)
+        self.claim_batch = Histogram(
+            "saga_claim_batch_size",
+            "Sagas per claim query",
+            registry=r,
+            buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200),
+        )
+        self.claim_seconds = Histogram(
+            "saga_claim_duration_seconds",
+            "Latency of one claim query",
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+        )
         self.faults_fired = Counter(
             "saga_faults_fired", "Transport faults injected", ["mode"], registry=r
         )
@@ -49,6 +94,21 @@ class Metrics:
         self.database_errors = Counter(
             "saga_database_errors", "Database operations that raised", ["operation"], registry=r
         )
+        self.pool_in_use = Gauge(
+            "saga_database_pool_in_use", "Database connections checked out now", registry=r
+        )
+        self.sagas = Gauge(
+            "saga_sagas",
+            "Sagas by status now, read from the database (the same on every replica)",
+            ["status"],
+            registry=r,
+        )
+        self.oldest_due = Gauge(
+            "saga_oldest_due_seconds",
+            "How long the most overdue saga has been waiting for a worker (backlog)",
+            registry=r,
+        )
+        self.held = Gauge("saga_worker_held", "Sagas this worker is driving now", registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -118,6 +118,9 @@ def start(plan: Plan, now: datetime) -> SagaState:
 def apply(plan: Plan, state: SagaState, event: Event, now: datetime, key: str = "") -> Decision:
     """Fold one event into the state. ``key`` (the saga id) seeds retry jitter."""
     draft = _Draft(plan, state, now, key)
+    # Time passes before the event: a completion that arrives after its step's
+    # timeout finds the step already failed, whatever else happened meanwhile.
+    draft.expire_callbacks()
     reason: str | None
     match event:
         case CallOutcome(phase=Phase.ACTION):
@@ -296,6 +299,8 @@ class _Draft:
             policy = self.plan.steps[index]
             if not policy.callback:  # a 202 from a step that does not call back is a success
                 return self.on_action_outcome(replace(outcome, kind=OutcomeKind.SUCCEEDED))
+            if step.awaiting_callback:
+                return "already accepted"  # a repeated 202 must not restart the wait
             wait = timedelta(seconds=policy.callback_timeout_s)
             self.update_step(index, awaiting_callback=True, due_at=self.now + wait)
         elif outcome.kind is OutcomeKind.SUCCEEDED:
@@ -318,6 +323,7 @@ class _Draft:
                 due_at=None,
                 finished_at=self.now,
                 last_error=outcome.error,
+                awaiting_callback=False,
             )
             self.step_failed(index, outcome.error or "rejected")
         else:
@@ -347,7 +353,46 @@ class _Draft:
             completion.result,
             completion.error,
         )
+        if self.status is S.FAILED and self.parked_phase is Phase.ACTION:
+            return self.on_completion_while_parked(outcome)
         return self.on_action_outcome(outcome)
+
+    def on_completion_while_parked(self, outcome: CallOutcome) -> str | None:
+        """A sibling failed and parked the saga while this step waited: keep its answer.
+
+        The saga stays parked; the operator's retry or compensate then knows
+        what this step did instead of treating it as unknown.
+        """
+        index = outcome.step
+        step = self.steps[index]
+        if (
+            index not in self.members()
+            or step.status is not T.RUNNING
+            or not step.awaiting_callback
+            or outcome.attempt != step.attempts
+        ):
+            return "stale outcome"
+        if step.due_at is not None and step.due_at <= self.now:
+            return "the completion arrived after the step's timeout"
+        if outcome.kind is OutcomeKind.SUCCEEDED:
+            self.update_step(
+                index,
+                status=T.SUCCEEDED,
+                result=outcome.result,
+                due_at=None,
+                finished_at=self.now,
+                awaiting_callback=False,
+            )
+        else:
+            self.update_step(
+                index,
+                status=T.REJECTED,
+                due_at=None,
+                finished_at=self.now,
+                last_error=outcome.error,
+                awaiting_callback=False,
+            )
+        return None
 
     def expire_callbacks(self) -> None:
         """A callback that did not come in time fails its step for good (outcome unknown)."""

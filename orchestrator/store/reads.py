@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -97,7 +97,27 @@ class SagaReader:
         async with self.engine.connect() as conn:
             return list((await conn.execute(query.limit(limit))).scalars().all())
 
-    async def count_by_status(self) -> dict[str, int]:
-        query = sa.select(sagas_table.c.status, sa.func.count()).group_by(sagas_table.c.status)
+    async def gauges(self) -> tuple[dict[str, int], datetime | None]:
+        """Sagas not yet finished, by status, and the earliest ``wake_at`` (for the backlog).
+
+        Finished sagas are left out on purpose: counting them would scan the
+        whole history, and throughput is what the counters are for.
+        """
+        open_statuses = ("running", "compensating", "failed")
+        by_status = (
+            sa.select(sagas_table.c.status, sa.func.count())
+            .where(sagas_table.c.status.in_(open_statuses))
+            .group_by(sagas_table.c.status)
+        )
+        earliest = sa.select(sa.func.min(sagas_table.c.wake_at)).where(
+            sagas_table.c.wake_at.is_not(None)
+        )
         async with self.engine.connect() as conn:
-            return {status: n for status, n in (await conn.execute(query)).all()}
+            counts = {status: 0 for status in open_statuses}
+            counts.update({status: n for status, n in (await conn.execute(by_status)).all()})
+            first = (await conn.execute(earliest)).scalar()
+        if first is not None and first.tzinfo is None:  # SQLite's min() skips the type
+            first = first.replace(tzinfo=UTC)
+        elif isinstance(first, str):
+            first = datetime.fromisoformat(first).replace(tzinfo=UTC)
+        return counts, first

@@ -176,35 +176,39 @@ class SagaWriter:
 
     async def claim(
         self, owner: str, now: datetime, lease_s: float, limit: int
-    ) -> list[StoredSaga]:
+    ) -> list[tuple[StoredSaga, str | None]]:
         """Take up to ``limit`` due sagas, oldest due first, with a lease for ``owner``.
 
-        On PostgreSQL the rows are picked ``FOR UPDATE SKIP LOCKED``, so workers
-        never wait on each other; the version is bumped, which fences off a
-        previous holder that is still alive (its writes will not match).
+        Returns each saga with the owner of the lease that ran out, if any (a
+        takeover). On PostgreSQL the rows are picked ``FOR UPDATE SKIP LOCKED``,
+        so workers never wait on each other; the version is bumped, which fences
+        off a previous holder that is still alive (its writes will not match).
         """
         expires = now + timedelta(seconds=lease_s)
         due = (
-            sa.select(sagas.c.id)
+            sa.select(sagas.c.id, sagas.c.lease_owner)
             .where(sagas.c.wake_at <= now)
             .order_by(sagas.c.wake_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        stmt = (
-            sa.update(sagas)
-            .where(sagas.c.id.in_(due.scalar_subquery()))
-            .values(
-                lease_owner=owner,
-                lease_expires_at=expires,
-                wake_at=expires,
-                version=sagas.c.version + 1,
-            )
-            .returning(*sagas.c)
-        )
         async with self.engine.begin() as conn:
+            previous = {row.id: row.lease_owner for row in await conn.execute(due)}
+            if not previous:
+                return []
+            stmt = (
+                sa.update(sagas)
+                .where(sagas.c.id.in_(list(previous)))
+                .values(
+                    lease_owner=owner,
+                    lease_expires_at=expires,
+                    wake_at=expires,
+                    version=sagas.c.version + 1,
+                )
+                .returning(*sagas.c)
+            )
             rows = (await conn.execute(stmt)).all()
-        return [saga_from_row(r) for r in rows]
+        return [(saga_from_row(r), previous[r.id]) for r in rows]
 
     async def record(
         self,

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from datetime import timedelta
 
@@ -85,9 +86,7 @@ class Worker:
                 claimed: list[StoredSaga] = []
                 if free > 0:
                     try:
-                        claimed = await self.writer.claim(
-                            self.owner, utcnow(), self.lease_s, min(free, self.claim_batch)
-                        )
+                        claimed = await self._claim(min(free, self.claim_batch))
                         delay = self.poll_interval_s
                     except (SQLAlchemyError, OSError) as exc:
                         self.metrics.database_errors.labels("claim").inc()
@@ -100,6 +99,17 @@ class Worker:
                 await self._wait(delay)
         finally:
             renewer.cancel()
+
+    async def _claim(self, limit: int) -> list[StoredSaga]:
+        started = time.perf_counter()
+        claimed = await self.writer.claim(self.owner, utcnow(), self.lease_s, limit)
+        self.metrics.claim_seconds.observe(time.perf_counter() - started)
+        self.metrics.claim_batch.observe(len(claimed))
+        for _saga, previous in claimed:
+            if previous is not None and previous != self.owner:
+                self.metrics.takeovers.inc()
+                log.info("took over saga %s from %s", _saga.id, previous)
+        return [saga for saga, _ in claimed]
 
     async def _wait(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -114,6 +124,7 @@ class Worker:
             return
         task = asyncio.create_task(self._drive(saga))
         self._held[saga.id] = task
+        self.metrics.held.set(len(self._held))
 
     async def _drive(self, saga: StoredSaga) -> None:
         try:
@@ -134,6 +145,7 @@ class Worker:
         finally:
             full = len(self._held) >= self.concurrency
             self._held.pop(saga.id, None)
+            self.metrics.held.set(len(self._held))
             if full:
                 self._wake.set()  # a slot is free: claim now rather than at the next poll
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orchestrator.clock import utcnow
 from orchestrator.machine import Plan, StepPlan, start
 from orchestrator.store.engine import create_engine
-from orchestrator.store.sagas import HistoryEvent, Lease, SagaWriter
+from orchestrator.store.sagas import HistoryEvent, Lease, SagaWriter, StoredSaga
 from orchestrator.store.schema import metadata
 
 PLAN = Plan.sequential((StepPlan("a"), StepPlan("b")))
@@ -26,6 +26,12 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
     yield engine
     await engine.dispose()
+
+
+async def claim(
+    writer: SagaWriter, owner: str, now: datetime, lease_s: float, limit: int
+) -> list[StoredSaga]:
+    return [saga for saga, _previous in await writer.claim(owner, now, lease_s, limit)]
 
 
 async def new_saga(writer: SagaWriter, due_in_s: float = 0) -> uuid.UUID:
@@ -54,13 +60,13 @@ async def test_claim_takes_due_sagas_once(engine: AsyncEngine) -> None:
     writer = SagaWriter(engine)
     due = {await new_saga(writer) for _ in range(5)}
     later = await new_saga(writer, due_in_s=60)
-    first = await writer.claim("w1", utcnow(), 10, limit=3)
-    second = await writer.claim("w2", utcnow(), 10, limit=10)
+    first = await claim(writer, "w1", utcnow(), 10, limit=3)
+    second = await claim(writer, "w2", utcnow(), 10, limit=10)
     assert len(first) == 3
     assert len(second) == 2
     assert {s.id for s in first} | {s.id for s in second} == due
     assert later not in {s.id for s in first + second}
-    assert await writer.claim("w3", utcnow(), 10, limit=10) == []
+    assert await claim(writer, "w3", utcnow(), 10, limit=10) == []
     assert all(s.version == 2 and s.lease_owner == "w1" for s in first)
 
 
@@ -68,7 +74,7 @@ async def test_concurrent_claims_never_share_a_saga(engine: AsyncEngine) -> None
     writer = SagaWriter(engine)
     due = {await new_saga(writer) for _ in range(40)}
     batches = await asyncio.gather(
-        *(writer.claim(f"w{i}", utcnow(), 10, limit=7) for i in range(8))
+        *(claim(writer, f"w{i}", utcnow(), 10, limit=7) for i in range(8))
     )
     claimed = [s.id for batch in batches for s in batch]
     assert len(claimed) == len(set(claimed)) == 40
@@ -81,9 +87,10 @@ async def test_expired_lease_is_taken_over_and_the_old_holder_is_fenced(
     writer = SagaWriter(engine)
     await new_saga(writer)
     now = utcnow()
-    [held] = await writer.claim("old", now, 1, limit=1)
-    assert await writer.claim("new", now, 1, limit=1) == []  # lease still valid
-    [taken] = await writer.claim("new", now + timedelta(seconds=2), 1, limit=1)
+    [held] = await claim(writer, "old", now, 1, limit=1)
+    assert await claim(writer, "new", now, 1, limit=1) == []  # lease still valid
+    [(taken, previous_owner)] = await writer.claim("new", now + timedelta(seconds=2), 1, limit=1)
+    assert previous_owner == "old"  # a takeover
     assert taken.id == held.id
     assert taken.version == held.version + 1
     # The old holder wakes up and writes: rejected by the version check.
@@ -105,7 +112,7 @@ async def test_expired_lease_is_taken_over_and_the_old_holder_is_fenced(
 async def test_record_is_conditional_and_writes_history_atomically(engine: AsyncEngine) -> None:
     writer = SagaWriter(engine)
     saga_id = await new_saga(writer)
-    [saga] = await writer.claim("w", utcnow(), 10, limit=1)
+    [saga] = await claim(writer, "w", utcnow(), 10, limit=1)
     lease = Lease("w", utcnow() + timedelta(seconds=10))
     written = await writer.record(
         saga,
@@ -137,8 +144,8 @@ async def test_renewal_extends_only_own_leases(engine: AsyncEngine) -> None:
     writer = SagaWriter(engine)
     await new_saga(writer)
     await new_saga(writer)
-    mine = await writer.claim("me", utcnow(), 5, limit=1)
-    theirs = await writer.claim("them", utcnow(), 5, limit=1)
+    mine = await claim(writer, "me", utcnow(), 5, limit=1)
+    theirs = await claim(writer, "them", utcnow(), 5, limit=1)
     later = utcnow() + timedelta(seconds=60)
     kept = await writer.renew("me", [mine[0].id, theirs[0].id], later)
     assert kept == {mine[0].id}
@@ -152,6 +159,6 @@ async def test_release_all_makes_sagas_due(engine: AsyncEngine) -> None:
     writer = SagaWriter(engine)
     for _ in range(3):
         await new_saga(writer)
-    await writer.claim("leaving", utcnow(), 60, limit=10)
+    await claim(writer, "leaving", utcnow(), 60, limit=10)
     assert await writer.release_all("leaving", utcnow()) == 3
-    assert len(await writer.claim("staying", utcnow(), 60, limit=10)) == 3
+    assert len(await claim(writer, "staying", utcnow(), 60, limit=10)) == 3

@@ -4,7 +4,8 @@ Plans are written as their stages::
 
     plan("a", par("b", "c"), pivot("p"), retriable("r"), park=True, deadline_s=30)
 
-A bare name is a compensatable step; ``par`` makes a parallel group. ``SagaRun``
+A bare name is a compensatable step (``callback`` makes one completed by
+callback); ``par`` makes a parallel group. ``SagaRun``
 answers the calls the machine asks for, advancing a fake clock to ``wake_at``
 when nothing is due, and records every batch of calls as strings such as
 ``"b.action#2"`` (step ``b``, its action, attempt 2).
@@ -50,6 +51,18 @@ FAST = RetryPlan(max_attempts=3, initial_backoff_ms=100, max_backoff_ms=1_000, j
 
 def comp(name: str, retry: RetryPlan = FAST) -> StepPlan:
     return StepPlan(name, StepKind.COMPENSATABLE, has_compensation=True, retry=retry)
+
+
+def callback(name: str, timeout_s: float = 30.0, retry: RetryPlan = FAST) -> StepPlan:
+    """A compensatable step the participant completes by callback after answering 202."""
+    return StepPlan(
+        name,
+        StepKind.COMPENSATABLE,
+        has_compensation=True,
+        retry=retry,
+        callback=True,
+        callback_timeout_s=timeout_s,
+    )
 
 
 def pivot(name: str, retry: RetryPlan = FAST) -> StepPlan:
