@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
@@ -30,7 +31,12 @@ from orchestrator.machine import Plan, RetryPlan, StepKind, StepPlan
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
 MAX_STEPS = 100
+#: Versions are 32-bit in the database; a larger number names no version.
+MAX_VERSION = 2**31 - 1
 _PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
+# What must not appear once percent-decoded: backslashes (some servers read
+# them as '/'), control characters, and '?'/'#' that would change the URL's shape.
+_UNSAFE_DECODED = re.compile(r"[\\\x00-\x1f\x7f?#]")
 
 
 class _Model(BaseModel):
@@ -50,7 +56,7 @@ class Retry(_Model):
 class Call(_Model):
     """A participant endpoint: a path relative to the participant's base URL, and a body."""
 
-    path: str = Field(max_length=512)
+    path: str = Field(max_length=512, json_schema_extra={"pattern": _PATH.pattern})
     #: JSON with templates (``$.input.x``, ``$.results.step.x``); absent: the default body.
     body: Any = None
 
@@ -59,7 +65,13 @@ class Call(_Model):
     def _relative_path(cls, value: str) -> str:
         # A definition may name a path, never a host: participants' URLs come
         # only from configuration, so a definition cannot aim calls elsewhere.
-        if not _PATH.match(value) or value.startswith("//") or ".." in value.split("/"):
+        # Checked as sent and percent-decoded, since the participant decodes it.
+        decoded = unquote(value)
+        if (
+            not _PATH.match(value)
+            or any(p.startswith("//") or ".." in p.split("/") for p in (value, decoded))
+            or _UNSAFE_DECODED.search(decoded)
+        ):
             raise ValueError("must be a path starting with '/', without scheme, host or '..'")
         return value
 

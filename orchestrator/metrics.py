@@ -39,7 +39,7 @@ class Metrics:
         self.step_calls = Counter(
             "saga_step_calls",
             "Participant calls by outcome (succeeded, rejected, transient, accepted)",
-            ["definition", "step", "phase", "outcome"],
+            ["definition", "participant", "step", "phase", "outcome"],
             registry=r,
         )
         self.step_call_seconds = Histogram(

@@ -27,6 +27,7 @@ from orchestrator.machine import (
 from orchestrator.runtime import Runtime
 from orchestrator.store.definitions import StoredDefinition
 from orchestrator.store.sagas import HistoryEvent, StoredSaga
+from orchestrator.tracing import trace_id_from
 from orchestrator.worker.drive import transition_history
 
 
@@ -46,7 +47,12 @@ class Operations:
         return stored
 
     async def start_saga(
-        self, name: str, version: int | None, saga_input: Any, idempotency_key: str | None
+        self,
+        name: str,
+        version: int | None,
+        saga_input: Any,
+        idempotency_key: str | None,
+        traceparent: str | None = None,
     ) -> tuple[StoredSaga, StoredDefinition, bool]:
         """Create a saga (asynchronously driven); ``created`` is False for a repeated key."""
         stored = await self.definition(name, version)
@@ -67,6 +73,7 @@ class Operations:
             wake_at=wake_at(plan, state),
             now=now,
             start_key=start_key,
+            trace_id=trace_id_from(traceparent),
         )
         if created:
             self.rt.metrics.sagas_started.labels(stored.name).inc()

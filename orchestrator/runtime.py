@@ -7,9 +7,11 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.callbacks import shared_secret
+from orchestrator.clock import utcnow
 from orchestrator.metrics import Metrics
 from orchestrator.settings import Settings
 from orchestrator.store.definitions import DefinitionStore
@@ -96,6 +98,23 @@ class Runtime:
         if self.worker is not None:
             self._worker_task = asyncio.create_task(self.worker.run())
             log.info("worker %s started", self.worker.owner)
+
+    async def refresh_gauges(self) -> None:
+        """Set the gauges that describe the whole system, read from the database now."""
+        pool = self.engine.sync_engine.pool
+        checked_out = getattr(pool, "checkedout", None)
+        if callable(checked_out):
+            self.metrics.pool_in_use.set(checked_out())
+        try:
+            async with asyncio.timeout(2):
+                counts, earliest = await self.reader.gauges()
+        except (TimeoutError, SQLAlchemyError, OSError) as exc:
+            log.warning("metrics: reading the saga gauges failed: %s", exc)
+            return
+        for status, count in counts.items():
+            self.metrics.sagas.labels(status).set(count)
+        overdue = (utcnow() - earliest).total_seconds() if earliest is not None else 0.0
+        self.metrics.oldest_due.set(max(overdue, 0.0))
 
     async def stop(self, grace_s: float = 10.0) -> None:
         if self.worker is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -25,6 +25,20 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info (``user:password@``) masked."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at:
+        return url
+    user, colon, _password = userinfo.partition(":")
+    masked = f"{user}:***" if colon else "***"
+    return f"{scheme}://{masked}@{host}{slash}{tail}"
+
+
 class Settings(BaseSettings):
     """The orchestrator's settings. Every field reads ``SAGA_<NAME>`` from the environment."""
 
@@ -34,12 +48,13 @@ class Settings(BaseSettings):
     #: Participant name -> base URL(s). The only place URLs come from.
     participants: Annotated[dict[str, list[str]], NoDecode] = Field(default_factory=dict)
     enable_faults: bool = False
-    api_key: str | None = None
+    #: One key or several, comma-separated (rotation). Never shown in a repr or a log.
+    api_key: str | None = Field(default=None, repr=False)
     #: The orchestrator's URL as participants reach it (callback steps complete there).
     #: ``saga serve`` derives it from --host/--port when unset.
     public_url: str | None = None
     #: Key of callback tokens; unset: one is created in the database and shared.
-    callback_secret: str | None = None
+    callback_secret: str | None = Field(default=None, repr=False)
 
     #: Sagas one worker drives at once.
     worker_concurrency: int = Field(default=200, ge=1, le=10_000)
@@ -55,8 +70,26 @@ class Settings(BaseSettings):
     fault_refresh_s: float = Field(default=0.5, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_response_bytes: int = Field(default=1_048_576, ge=1024)
+    #: A saga's input (and a callback's result), as compact JSON; it is stored in
+    #: the saga row and copied into calls, so it is bounded apart from the body.
+    max_input_bytes: int = Field(default=262_144, ge=1024)
+    #: How deeply a JSON body may nest (objects and arrays).
+    max_json_depth: int = Field(default=32, ge=4, le=256)
     database_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+    #: ``json`` (one object per line) or ``text``.
+    log_format: Literal["json", "text"] = "json"
+
+    #: ``/metrics`` needs the API key too (when keys are configured).
+    metrics_require_key: bool = False
+    #: Origins allowed to call the API from a browser; empty (default): CORS off.
+    #: Comma-separated or a JSON list; ``*`` allows any origin (without credentials).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: An API request still unanswered after this long gets 503 with ``Retry-After``
+    #: (the database is slow, locked or unreachable) instead of holding the client.
+    request_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    #: A connection that has not sent a whole request head within this long is closed.
+    head_timeout_s: float = Field(default=5.0, gt=0, le=300)
 
     @field_validator("database_url")
     @classmethod
@@ -71,6 +104,38 @@ class Settings(BaseSettings):
         if isinstance(value, dict):
             return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
         return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [o.strip() for o in text.split(",") if o.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"{origin!r} is not an origin (http(s)://host[:port]) or '*'")
+        return [o.rstrip("/") for o in value]
+
+    def api_keys(self) -> list[str]:
+        """The configured API keys (``api_key`` split on commas); empty: no authentication."""
+        return [k.strip() for k in (self.api_key or "").split(",") if k.strip()]
+
+    def __repr_args__(self) -> Any:
+        # Settings end up in logs and tracebacks: show no password of a URL.
+        for name, value in super().__repr_args__():
+            if name == "database_url" and isinstance(value, str):
+                yield name, redact_url(value)
+            elif name == "participants" and isinstance(value, dict):
+                yield name, {k: [redact_url(u) for u in v] for k, v in value.items()}
+            else:
+                yield name, value
 
     @field_validator("participants")
     @classmethod

@@ -14,7 +14,8 @@ from ``$.results.create_order.order_id``.
 Steps: ``create_order`` (orders, compensated by rejecting the order) →
 ``reserve_stock`` (inventory, compensated by releasing the units) → ``charge``
 (payments, the pivot: once the money is taken the saga only goes forward) →
-``create_shipment`` (shipping, retriable) → ``approve_order`` (orders,
+``create_shipment`` (shipping, retriable) → ``commit_stock`` (inventory,
+retriable: the reserved units leave the shelf) → ``approve_order`` (orders,
 retriable). A short account (409 ``insufficient_funds``) or short stock (409
 ``out_of_stock``) rejects the saga before the pivot, which then compensates.
 Compensation calls get the orchestrator's default body; the kit finds what to
@@ -96,6 +97,17 @@ ORDER_DEFINITION: dict[str, Any] = {
                     "qty": "$.input.qty",
                     "reservation_id": "$.results.reserve_stock.reservation_id",
                 },
+            },
+            "retry": {**_UNTIL_DONE},
+            "timeout_ms": 2000,
+        },
+        {
+            "name": "commit_stock",
+            "participant": "inventory",
+            "kind": "retriable",
+            "action": {
+                "path": "/reservations/commit",
+                "body": {"reservation_id": "$.results.reserve_stock.reservation_id"},
             },
             "retry": {**_UNTIL_DONE},
             "timeout_ms": 2000,

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from orchestrator.api import callbacks, definitions, errors, faults, ops, sagas
+from orchestrator.api import (
+    callbacks,
+    cors,
+    definitions,
+    errors,
+    faults,
+    openapi,
+    ops,
+    redact,
+    sagas,
+)
 from orchestrator.api.deps import caller
-from orchestrator.api.limits import BodyLimit
+from orchestrator.api.limits import BodyLimit, Deadline
 from orchestrator.operations import Operations
 from orchestrator.runtime import Runtime
 from orchestrator.settings import Settings
+
+log = logging.getLogger("orchestrator.api")
 
 
 def create_app(settings: Settings | None = None, *, role: str = "all") -> FastAPI:
@@ -24,14 +37,22 @@ def create_app(settings: Settings | None = None, *, role: str = "all") -> FastAP
         raise ValueError(f"unknown role {role!r}")
     settings = settings or Settings()
     runtime = Runtime.build(settings, with_worker=role != "api")
+    secret_filter = redact.SecretFilter(redact.secrets_of(settings))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
+        filtered = redact.install(secret_filter)
+        if not settings.api_keys() and role != "worker":
+            log.warning(
+                "SAGA_API_KEY is not set: anyone who can reach this port can start, "
+                "cancel and retry sagas"
+            )
         try:
+            await runtime.start()
             yield
         finally:
             await runtime.stop()
+            redact.remove(secret_filter, filtered)
 
     app = FastAPI(
         title="saga-orchestrator",
@@ -46,9 +67,17 @@ def create_app(settings: Settings | None = None, *, role: str = "all") -> FastAP
         authenticated = [Depends(caller)]
         app.include_router(definitions.router, dependencies=authenticated)
         app.include_router(sagas.router, dependencies=authenticated)
-        app.include_router(faults.router, dependencies=authenticated)
+        # Switched off, the fault endpoints answer 404 and are not in the document.
+        app.include_router(
+            faults.router, dependencies=authenticated, include_in_schema=settings.enable_faults
+        )
         app.include_router(ops.v1, dependencies=authenticated)
         app.include_router(callbacks.router)  # authenticated by each step's token
     app.include_router(ops.router)
+    openapi.install(app)
+    # Added innermost first: CORS answers preflights before anything else runs,
+    # and the body limit applies before the deadline starts waiting on the body.
+    app.add_middleware(Deadline, seconds=settings.request_timeout_s)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    cors.install(app, settings.cors_origins)
     return app

@@ -7,14 +7,17 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 
-from orchestrator.api.deps import Ops, saga_id
+from orchestrator.api.deps import Ops, Rt, saga_id
+from orchestrator.api.limits import GuardedRoute, check_input_size
 from orchestrator.api.views import saga_view
 from orchestrator.errors import Forbidden
 
-router = APIRouter(prefix="/v1/sagas", tags=["callbacks"])
+router = APIRouter(prefix="/v1/sagas", tags=["callbacks"], route_class=GuardedRoute)
 
 
 class Completion(BaseModel):
+    """Body of a completion: the step's outcome and, when it succeeded, its result."""
+
     outcome: Literal["succeeded", "rejected"]
     result: Any = None
     error: str | None = Field(default=None, max_length=2000)
@@ -23,6 +26,7 @@ class Completion(BaseModel):
 @router.post("/{id}/steps/{step}/complete")
 async def complete(
     ops: Ops,
+    rt: Rt,
     id: str,
     step: str,
     body: Completion,
@@ -35,6 +39,11 @@ async def complete(
     """
     if not x_saga_callback_token:
         raise Forbidden("the X-Saga-Callback-Token header is required")
+    if not x_saga_callback_token.isascii():
+        # Tokens are hex; anything else is no token of ours (and cannot be compared
+        # in constant time as text).
+        raise Forbidden("the callback token is not valid for this step")
+    check_input_size(body.result, "result", rt.settings.max_input_bytes)
     saga, definition = await ops.complete_callback(
         saga_id(id), step, x_saga_callback_token, body.outcome, body.result, body.error
     )

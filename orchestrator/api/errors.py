@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from orchestrator.errors import OrchestratorError
 
@@ -34,12 +35,41 @@ _HTTP_CODES = {
 }
 
 
+#: Seconds a client is told to wait before retrying a 503.
+RETRY_AFTER_S = 1
+
+
 def error_response(
     status: int, code: str, message: str, details: dict[str, Any] | None = None
 ) -> JSONResponse:
-    headers = {"Retry-After": "1"} if status == 503 else None
+    """An answer in the documented error shape (503 carries ``Retry-After``)."""
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
     body = {"error": {**(details or {}), "code": code, "message": message}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+class ApiError(HTTPException):
+    """A refusal raised by the API layer itself (limits, guards) with its own code.
+
+    An ``HTTPException``, so FastAPI lets it through unchanged even while it is
+    reading the request body.
+    """
+
+    def __init__(
+        self, status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
+    ) -> None:
+        super().__init__(status, message)
+        self.code = code
+        self.message = message
+        self.fields = fields
+
+    def response(self) -> JSONResponse:
+        return error_response(
+            self.status_code,
+            self.code,
+            self.message,
+            {"fields": self.fields} if self.fields else None,
+        )
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -49,7 +79,25 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    # Starlette's Allow names the methods of the first route matching the path
+    # only; every method of the path is the truth (one route per method here).
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        # A method no route has: every route whose path matches answers PARTIAL.
+        match, _ = route.matches({**request.scope, "method": "_ALLOW_PROBE_"})
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
+    """Map every exception to the error shape; FastAPI's ``{"detail": ...}`` never shows."""
+
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
     @app.exception_handler(OrchestratorError)
     async def _ours(_: Request, exc: OrchestratorError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.details)
@@ -63,12 +111,14 @@ def install(app: FastAPI) -> None:
         return error_response(422, "invalid_request", "the request is invalid", {"fields": fields})
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         response = error_response(exc.status_code, code, message)
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(_allowed_methods(request))
         return response
 
     @app.exception_handler(OperationalError)
@@ -82,6 +132,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _dbapi(_: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated:
+            log.warning("database connection lost: %s", exc.orig)
             return error_response(503, "unavailable", "the database is unavailable; retry shortly")
         log.exception("database error")
         return error_response(500, "internal_error", "internal error")

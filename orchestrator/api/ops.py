@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from orchestrator.api.deps import Rt
+from orchestrator.api.deps import Rt, metrics_caller
+from orchestrator.api.limits import GuardedRoute
+from orchestrator.settings import redact_url
 from orchestrator.store.migrate import at_head
 
-router = APIRouter(tags=["operations"])
-v1 = APIRouter(prefix="/v1", tags=["participants"])
+log = logging.getLogger("orchestrator.api")
+
+router = APIRouter(tags=["operations"], route_class=GuardedRoute)
+v1 = APIRouter(prefix="/v1", tags=["participants"], route_class=GuardedRoute)
 
 
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
+    """The process is up (touches nothing else)."""
     return {"status": "ok"}
 
 
@@ -33,11 +39,24 @@ async def readyz(rt: Rt) -> JSONResponse:
         ready, reason = False, f"database unreachable: {type(exc).__name__}"
     if ready:
         return JSONResponse({"status": "ready"})
-    return JSONResponse({"status": "not_ready", "reason": reason}, status_code=503)
+    log.warning("not ready: %s", reason)
+    body = {
+        "status": "not_ready",
+        "reason": reason,
+        "error": {"code": "not_ready", "message": reason},
+    }
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    dependencies=[Depends(metrics_caller)],
+    response_class=PlainTextResponse,
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+)
 async def metrics(rt: Rt) -> Response:
+    """Prometheus text format; behind the API key when ``SAGA_METRICS_REQUIRE_KEY`` is set."""
+    await rt.refresh_gauges()
     return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -59,8 +78,12 @@ async def participants(rt: Rt) -> dict[str, Any]:
             items.append(
                 {
                     "name": name,
-                    "base_urls": urls,
-                    "urls": [{"url": u, "health": h} for u, h in zip(urls, health, strict=True)],
+                    # A base URL may carry credentials (user:password@): never shown.
+                    "base_urls": [redact_url(u) for u in urls],
+                    "urls": [
+                        {"url": redact_url(u), "health": h}
+                        for u, h in zip(urls, health, strict=True)
+                    ],
                     "health": "up" if "up" in health else "down",
                 }
             )

@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from orchestrator.api.deps import Caller, Ops, Rt, saga_id
+from orchestrator.api.limits import GuardedRoute, check_input_size
 from orchestrator.api.views import saga_view
-from orchestrator.definitions import NAME_PATTERN
+from orchestrator.definitions import MAX_VERSION, NAME_PATTERN
 from orchestrator.machine import (
     CancelRequested,
     CompensateRequested,
@@ -18,31 +19,42 @@ from orchestrator.machine import (
     RetryRequested,
     SagaStatus,
 )
+from orchestrator.settings import redact_url
 
-router = APIRouter(prefix="/v1/sagas", tags=["sagas"])
+router = APIRouter(prefix="/v1/sagas", tags=["sagas"], route_class=GuardedRoute)
 
 
 class StartSaga(BaseModel):
+    """Body of ``POST /v1/sagas``."""
+
     definition: str = Field(pattern=NAME_PATTERN)
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION, strict=True)
     input: dict[str, Any] = Field(default_factory=dict)
 
 
 class RetryFilter(BaseModel):
+    """Body of ``POST /v1/sagas/retry``: which failed sagas to re-arm."""
+
     status: SagaStatus = SagaStatus.FAILED
     definition: str | None = Field(default=None, pattern=NAME_PATTERN)
-    step: str | None = Field(default=None, max_length=64)
+    step: str | None = Field(default=None, pattern=NAME_PATTERN)
 
 
 @router.post("", status_code=201)
 async def start_saga(
     ops: Ops,
+    rt: Rt,
     body: StartSaga,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    traceparent: Annotated[str | None, Header(max_length=128)] = None,
 ) -> JSONResponse:
-    """Start a saga; it runs asynchronously. A repeated ``Idempotency-Key`` answers 200."""
+    """Start a saga; it runs asynchronously. A repeated ``Idempotency-Key`` answers 200.
+
+    A W3C ``traceparent`` header makes the saga's calls part of the caller's trace.
+    """
+    check_input_size(body.input, "input", rt.settings.max_input_bytes)
     saga, stored, created = await ops.start_saga(
-        body.definition, body.version, body.input, idempotency_key
+        body.definition, body.version, body.input, idempotency_key, traceparent
     )
     return JSONResponse(saga_view(saga, stored.definition), status_code=201 if created else 200)
 
@@ -52,7 +64,7 @@ async def list_sagas(
     ops: Ops,
     rt: Rt,
     status: SagaStatus | None = None,
-    definition: Annotated[str | None, Query(max_length=64)] = None,
+    definition: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> dict[str, Any]:
@@ -76,6 +88,7 @@ async def retry_matching(ops: Ops, who: Caller, body: RetryFilter) -> dict[str, 
 
 @router.get("/{id}")
 async def get_saga(ops: Ops, id: str) -> dict[str, Any]:
+    """The saga: status, each step, results and error."""
     saga = await ops.saga(saga_id(id))
     stored = await ops.definition(saga.definition_name, saga.definition_version)
     return saga_view(saga, stored.definition)
@@ -83,8 +96,18 @@ async def get_saga(ops: Ops, id: str) -> dict[str, Any]:
 
 @router.get("/{id}/events")
 async def saga_events(ops: Ops, rt: Rt, id: str) -> dict[str, Any]:
+    """The saga's history: each call, attempt, outcome and transition."""
     saga = await ops.saga(saga_id(id))
-    return {"saga_id": str(saga.id), "items": await rt.reader.history(saga.id)}
+    items = await rt.reader.history(saga.id)
+    return {"saga_id": str(saga.id), "items": [_without_credentials(i) for i in items]}
+
+
+def _without_credentials(item: Any) -> Any:
+    # The URL of a call is recorded as configured, which may include user:password@.
+    detail = item.get("detail") if isinstance(item, dict) else None
+    if isinstance(detail, dict) and isinstance(detail.get("url"), str):
+        return {**item, "detail": {**detail, "url": redact_url(detail["url"])}}
+    return item
 
 
 async def _request(ops: Ops, id: str, event: Event, who: str) -> dict[str, Any]:

@@ -50,6 +50,7 @@ def saga_view(saga: StoredSaga, definition: SagaDefinition) -> dict[str, Any]:
         if error is None
         else {"step": error.step, "phase": error.phase.value, "message": error.message},
         "deadline_at": _iso(state.deadline_at),
+        "trace_id": saga.trace_id,
         "version": saga.version,
         "created_at": _iso(saga.created_at),
         "updated_at": _iso(saga.updated_at),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import shutil
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,16 +14,14 @@ from typing import Any
 import click
 import uvicorn
 
+from orchestrator import logs
+from orchestrator.api.server import server_options
 from orchestrator.settings import DEFAULT_HOME, Settings
 from orchestrator.store import migrate
 
 
-def _configure_logging(level: str) -> None:
-    # One line per participant call is the history's job (GET /v1/sagas/{id}/events).
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
+def _configure_logging(level: str, fmt: str) -> None:
+    logs.configure(level, fmt)
 
 
 @click.command()
@@ -45,11 +43,18 @@ def serve(host: str, port: int, role: str, no_migrate: bool) -> None:
     if settings.public_url is None:
         reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         settings = settings.model_copy(update={"public_url": f"http://{reachable}:{port}"})
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     if not no_migrate:
         migrate.upgrade(settings.database_url)
     app = create_app(settings, role=role)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=15)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=15,
+        **server_options(settings),
+    )
 
 
 @click.group()
@@ -111,7 +116,7 @@ def up(host: str, port: int, base_port: int | None) -> None:
     from participants.kit.migrate import upgrade as upgrade_service
     from participants.registry import SERVICES
 
-    _configure_logging("INFO")
+    _configure_logging("INFO", "text")
     ports = {name: spec.port for name, spec in SERVICES.items()}
     if base_port is not None:
         ports = {name: base_port + 1 + i for i, name in enumerate(SERVICES)}
@@ -127,6 +132,12 @@ def up(host: str, port: int, base_port: int | None) -> None:
     migrate.upgrade(settings.database_url)
     for name in SERVICES:
         upgrade_service(name, service_database_url(name))
+    busy = _ports_in_use(host, [port, *ports.values()])
+    if busy:
+        raise click.ClickException(
+            f"port(s) {', '.join(map(str, busy))} on {host} are in use; "
+            "stop what holds them or pick others with --base-port"
+        )
     asyncio.run(_run_up(settings, host, port, ports))
 
 
@@ -142,11 +153,21 @@ async def _run_up(settings: Settings, host: str, port: int, ports: dict[str, int
         )
         await spec.seed(service_database_url(name))
         app = spec.create_app(service_settings)
-        config = uvicorn.Config(app, host=host, port=ports[name], log_level="warning")
+        config = uvicorn.Config(
+            app, host=host, port=ports[name], log_level="warning", **server_options(settings)
+        )
         servers.append(_Server(config))
     orchestrator_app = create_app(settings)
     servers.append(
-        _Server(uvicorn.Config(orchestrator_app, host=host, port=port, log_level="warning"))
+        _Server(
+            uvicorn.Config(
+                orchestrator_app,
+                host=host,
+                port=port,
+                log_level="warning",
+                **server_options(settings),
+            )
+        )
     )
 
     def stop_all() -> None:
@@ -156,7 +177,7 @@ async def _run_up(settings: Settings, host: str, port: int, ports: dict[str, int
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop_all)
-    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    tasks = [asyncio.create_task(_serve(s)) for s in servers]
     while not all(s.started for s in servers):
         if any(t.done() for t in tasks):
             for s in servers:
@@ -169,6 +190,27 @@ async def _run_up(settings: Settings, host: str, port: int, ports: dict[str, int
     _print_banner(host, port, {name: f"http://{host}:{p}" for name, p in ports.items()})
     await asyncio.gather(*tasks)
     click.echo("stopped")
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    # uvicorn calls sys.exit() when it cannot bind; in a shared loop that must
+    # end this server, not the process with a traceback.
+    try:
+        await server.serve()
+    except SystemExit:
+        server.should_exit = True
+
+
+def _ports_in_use(host: str, ports: list[int]) -> list[int]:
+    busy = []
+    for port in ports:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                busy.append(port)
+    return busy
 
 
 def _print_banner(host: str, port: int, urls: dict[str, str]) -> None:

@@ -39,6 +39,7 @@ class StoredSaga:
     lease_owner: str | None
     created_at: datetime
     updated_at: datetime
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ def saga_from_row(row: sa.Row[Any]) -> StoredSaga:
         lease_owner=m["lease_owner"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        trace_id=m["trace_id"],
     )
 
 
@@ -113,6 +115,7 @@ class SagaWriter:
         now: datetime,
         start_key: tuple[str, str] | None = None,
         lease: Lease | None = None,
+        trace_id: str | None = None,
     ) -> tuple[uuid.UUID, bool]:
         """Insert a new saga; returns ``(id, created)``.
 
@@ -133,6 +136,7 @@ class SagaWriter:
             "lease_expires_at": lease.expires_at if lease else None,
             "created_at": now,
             "updated_at": now,
+            "trace_id": trace_id,
         }
         try:
             async with self.engine.begin() as conn:
@@ -260,6 +264,7 @@ class SagaWriter:
             lease_owner=owner,
             created_at=saga.created_at,
             updated_at=now,
+            trace_id=saga.trace_id,
         )
 
     @staticmethod

@@ -74,6 +74,8 @@ class SagaRow(Base):
     lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    #: W3C trace id shared by every call of the saga.
+    trace_id: Mapped[str | None] = mapped_column(sa.String(32))
 
     __table_args__ = (
         sa.Index(

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator import templates
+from orchestrator import logs, templates
 from orchestrator.callbacks import callback_token
 from orchestrator.clock import utcnow
 from orchestrator.definitions import SagaDefinition, Step
@@ -39,6 +39,7 @@ from orchestrator.machine import (
 )
 from orchestrator.metrics import Metrics
 from orchestrator.store.sagas import HistoryEvent, Lease, SagaWriter, StoredSaga
+from orchestrator.tracing import traceparent
 from orchestrator.transport.client import CallRequest, ParticipantClient
 from orchestrator.transport.faults import CallIdentity
 from orchestrator.transport.outcome import CallResult
@@ -95,10 +96,12 @@ def build_call(
         attempt=command.attempt,
     )
     extra: tuple[tuple[str, str], ...] = ()
+    if saga.trace_id:
+        extra += (("traceparent", traceparent(saga.trace_id)),)
     if step.completion == "callback" and command.phase is Phase.ACTION:
         token = callback_token(ctx.callback_secret, saga.id, step.name, command.attempt)
         url = f"{ctx.public_url}/v1/sagas/{saga.id}/steps/{step.name}/complete"
-        extra = (("X-Saga-Callback-Url", url), ("X-Saga-Callback-Token", token))
+        extra += (("X-Saga-Callback-Url", url), ("X-Saga-Callback-Token", token))
     return CallRequest(
         identity=identity,
         path=call.path,
@@ -218,12 +221,41 @@ class SagaDriver:
                 )
             )
             history.append(call_history(command, name, result, now))
-            labels = (self.definition.name, name, command.phase.value)
-            self.ctx.metrics.step_calls.labels(*labels, kind.value).inc()
-            self.ctx.metrics.step_call_seconds.labels(*labels).observe(result.duration_ms / 1000)
-            if result.fault:
-                self.ctx.metrics.faults_fired.labels(result.fault).inc()
+            self._observe(command, name, result)
         return events, history
+
+    def _observe(self, command: CallCommand, name: str, result: CallResult) -> None:
+        """Metrics and the log line of one call."""
+        metrics, phase = self.ctx.metrics, command.phase.value
+        labels = (self.definition.name, name, phase)
+        participant = self.definition.flat_steps()[command.step].participant
+        metrics.step_calls.labels(
+            self.definition.name, participant, name, phase, result.kind.value
+        ).inc()
+        metrics.step_call_seconds.labels(*labels).observe(result.duration_ms / 1000)
+        if command.attempt > 1:
+            metrics.step_retries.labels(*labels).inc()
+        if command.phase is Phase.COMPENSATION and result.kind is OutcomeKind.SUCCEEDED:
+            metrics.compensations.labels(self.definition.name, name).inc()
+        if result.fault:
+            metrics.faults_fired.labels(result.fault).inc()
+        logs.calls.info(
+            "call",
+            extra={
+                "fields": {
+                    "saga_id": str(self.saga.id),
+                    "definition": self.definition.name,
+                    "step": name,
+                    "phase": phase,
+                    "attempt": command.attempt,
+                    "outcome": result.kind.value,
+                    "status": result.status,
+                    "duration_ms": round(result.duration_ms, 2),
+                    "error": result.error,
+                    "fault": result.fault,
+                }
+            },
+        )
 
     async def _call(self, request: CallRequest) -> CallResult:
         return await self.ctx.client.call(request)
@@ -312,8 +344,28 @@ class SagaDriver:
         return fresh
 
     def _count_finish(self, before: SagaState, after: SagaState) -> None:
-        if before.status is not after.status and after.status not in ACTIVE_STATUSES:
-            self.ctx.metrics.sagas_finished.labels(self.definition.name, after.status.value).inc()
+        """Metrics and the log line of a status change."""
+        if before.status is after.status:
+            return
+        error = after.error
+        logs.transitions.info(
+            "transition",
+            extra={
+                "fields": {
+                    "saga_id": str(self.saga.id),
+                    "definition": self.definition.name,
+                    "from": before.status.value,
+                    "to": after.status.value,
+                    "step": error.step if error else None,
+                    "error": error.message if error else None,
+                }
+            },
+        )
+        if after.status not in ACTIVE_STATUSES:
+            status = after.status.value
+            self.ctx.metrics.sagas_finished.labels(self.definition.name, status).inc()
+            elapsed = (utcnow() - self.saga.created_at).total_seconds()
+            self.ctx.metrics.saga_seconds.labels(self.definition.name, status).observe(elapsed)
 
 
 async def _done(result: CallResult) -> CallResult:

@@ -101,12 +101,14 @@ class EffectRunner:
         key = IdempotencyKey.parse(request.headers.get(IDEMPOTENCY_HEADER), phase)
         body = await _json_body(request)
         digest = fingerprint(body)
-        injection = self._draw_faults(endpoint, phase)
         try:
             async with self.db.transaction() as conn:
                 claimed = await store.claim(conn, key, endpoint, request_hash=digest, request=body)
                 if not claimed:
                     return await self._answer_taken(conn, key, endpoint, digest)
+                # Drawn only for a call that will run: a replay or a refusal must not
+                # use up a rule's count without failing anything.
+                injection = self._draw_faults(endpoint, phase)
                 await injection.hold()
                 if injection.mode == "reject":
                     answer = await self._refuse(conn, key, endpoint, injection.rejection())

@@ -9,6 +9,7 @@ PostgreSQL and aiosqlite for SQLite.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,6 +56,14 @@ class ParticipantSettings(BaseSettings):
         description="Attempts of an optimistic update before the request answers 503.",
     )
 
+    def __repr_args__(self) -> Any:
+        # Settings end up in logs and tracebacks: never with the database password.
+        for name, value in super().__repr_args__():
+            if name == "database_url" and isinstance(value, str):
+                yield name, masked_url(value)
+            else:
+                yield name, value
+
 
 def default_database_url(service: str) -> str:
     """The embedded default for ``service``: a SQLite file under ``./.saga/``."""
@@ -75,8 +84,23 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return replacement + url[len(prefix) :]
     raise ValueError(
-        f"unsupported database URL {url!r}: use postgresql[+asyncpg]:// or sqlite[+aiosqlite]:///"
+        f"unsupported database URL {masked_url(url)!r}: "
+        "use postgresql[+asyncpg]:// or sqlite[+aiosqlite]:///"
     )
+
+
+def masked_url(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part replaced by ``***``.
+
+    >>> masked_url("postgresql://app:s3cret@db:5432/payments")
+    'postgresql://app:***@db:5432/payments'
+    """
+    scheme, sep, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}{slash}{tail}"
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -29,7 +29,14 @@ def effects_of(service: str) -> EffectRouter:
 
 def test_the_definition_matches_the_services() -> None:
     kinds = [step["kind"] for step in STEPS]
-    assert kinds == ["compensatable", "compensatable", "pivot", "retriable", "retriable"]
+    assert kinds == [
+        "compensatable",
+        "compensatable",
+        "pivot",
+        "retriable",
+        "retriable",
+        "retriable",
+    ]
     for step in STEPS:
         effects = effects_of(step["participant"])
         assert step["action"]["path"] in {spec.path for spec in effects.actions}, step["name"]
@@ -97,7 +104,7 @@ async def test_the_example_input_completes(clients: Clients) -> None:
     assert order["status"] == "approved"
     assert order["shipment_id"] == outcome["results"]["create_shipment"]["shipment_id"]
     item = (await clients["inventory"].get("/items/A1")).json()
-    assert (item["available"], item["reserved"]) == (98, 2)
+    assert (item["available"], item["reserved"], item["committed"]) == (98, 0, 2)
     assert (await clients["payments"].get("/accounts/alice")).json()["balance"] == 970
     for name, client in clients.items():
         statuses = set((await ledger(client, "happy")).values())

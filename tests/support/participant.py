@@ -53,6 +53,8 @@ class ScriptedParticipant:
 
     async def _call_back(self, url: str, token: str, delay: float, outcome: str) -> None:
         await asyncio.sleep(delay)
+        if outcome == "succeeded":  # recorded before sending: the saga may go on at once
+            self.order.append("completed:" + url.rsplit("/steps/", 1)[1].split("/")[0])
         async with httpx.AsyncClient() as client:
             response = await client.post(
                 url,
@@ -60,8 +62,6 @@ class ScriptedParticipant:
                 headers={"X-Saga-Callback-Token": token},
             )
         self.callback_answers.append(response.status_code)
-        if outcome == "succeeded":
-            self.order.append("completed:" + url.rsplit("/steps/", 1)[1].split("/")[0])
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -90,6 +90,7 @@ class ScriptedParticipant:
                 "phase": phase,
                 "body": body,
                 "attempt": request.headers.get("X-Saga-Attempt"),
+                "traceparent": request.headers.get("traceparent"),
                 "saga": request.headers.get("X-Saga-Id"),
             }
         )
