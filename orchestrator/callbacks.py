@@ -32,7 +32,8 @@ def attempt_of(
 ) -> int | None:
     """The attempt ``token`` was issued for (newest first), or None if it is no token of ours."""
     for attempt in range(attempts, 0, -1):
-        if hmac.compare_digest(token, callback_token(secret, saga_id, step, attempt)):
+        expected = callback_token(secret, saga_id, step, attempt)
+        if hmac.compare_digest(token.encode(), expected.encode()):  # bytes: any token is safe
             return attempt
     return None
 

@@ -91,6 +91,20 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+#: SQLSTATE classes that mean "the database cannot serve now", not "this request is wrong":
+#: 08 connection exception, 53 insufficient resources, 57P operator intervention
+#: (e.g. 57P03 "the database system is starting up" during crash recovery).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def _database_unavailable(exc: DBAPIError) -> bool:
+    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if isinstance(state, str) and state.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+    return False
+
+
 def install(app: FastAPI) -> None:
     """Map every exception to the error shape; FastAPI's ``{"detail": ...}`` never shows."""
 
@@ -131,7 +145,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _dbapi(_: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
+        if exc.connection_invalidated or _database_unavailable(exc):
             log.warning("database connection lost: %s", exc.orig)
             return error_response(503, "unavailable", "the database is unavailable; retry shortly")
         log.exception("database error")

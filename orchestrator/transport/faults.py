@@ -10,13 +10,17 @@ schedule whichever worker makes the call.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from dataclasses import dataclass
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.store.faults import FaultRule, FaultStore
+
+log = logging.getLogger("orchestrator.faults")
 
 MODES = ("error", "timeout", "delay", "drop_request", "drop_response")
 
@@ -60,7 +64,14 @@ class FaultInjector:
         if time.monotonic() - self._loaded_at >= self.refresh_s:
             async with self._lock:
                 if time.monotonic() - self._loaded_at >= self.refresh_s:
-                    self._rules = await self.store.all()
+                    try:
+                        self._rules = await self.store.all()
+                    except (SQLAlchemyError, OSError) as exc:
+                        # A database outage must not stop a saga's call: keep the
+                        # rules we know and try again at the next refresh.
+                        log.warning(
+                            "re-reading fault rules failed, keeping %d: %s", len(self._rules), exc
+                        )
                     self._loaded_at = time.monotonic()
         return self._rules
 

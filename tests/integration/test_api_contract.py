@@ -159,3 +159,28 @@ async def test_ops_endpoints(api: httpx.AsyncClient, participant_url: str) -> No
             "health": "up",
         }
     ]
+
+
+async def test_parked_after_an_outage_retried_once_fixed_applies_once(
+    api: httpx.AsyncClient, participant: ScriptedParticipant
+) -> None:
+    """The participant is down (503) until fixed: b parks; a retry completes it, applied once."""
+    participant.steady["b"] = 503
+    await api.post(
+        "/v1/definitions",
+        json={"name": "outage", "on_failure": "park", "steps": [step("a"), step("b"), step("c")]},
+    )
+    saga_id = (await api.post("/v1/sagas", json={"definition": "outage"})).json()["id"]
+    saga = await wait_final(api, saga_id)
+    assert saga["status"] == "failed"
+    assert saga["steps"][1]["status"] == "failed"
+    assert saga["steps"][1]["attempts"] == 3
+
+    participant.steady["b"] = 200  # fixed; nothing stored for b's key, so the retry applies it
+    assert (await api.post(f"/v1/sagas/{saga_id}/retry")).status_code == 200
+    saga = await wait_final(api, saga_id)
+    assert saga["status"] == "completed"
+    assert saga["steps"][1]["attempts"] == 4
+    b_key = f"{saga_id}:b:action"
+    assert participant.applied[b_key] == 1
+    assert {r["key"] for r in participant.requests if r["step"] == "b"} == {b_key}

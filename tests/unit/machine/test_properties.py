@@ -693,7 +693,13 @@ def check_calls(sim: Simulation) -> None:
 
     deadline = sim.state.deadline_at
     if deadline is not None:
-        # Nothing new starts after the deadline; a pivot already in flight may retry.
+        # Nothing new starts after the deadline. A pivot whose stage was entered
+        # before it counts as in flight (a worker may call it late, e.g. after a
+        # takeover) and goes on; one entered after it would be a bug.
+        def entered_late(step: int) -> bool:
+            started = sim.state.steps[step].started_at
+            return started is not None and started >= deadline
+
         late = [
             c
             for c in calls
@@ -701,7 +707,7 @@ def check_calls(sim: Simulation) -> None:
             and c.at >= deadline
             and (
                 plan.steps[c.step].kind is StepKind.COMPENSATABLE
-                or (plan.steps[c.step].kind is StepKind.PIVOT and c.attempt == 1)
+                or (plan.steps[c.step].kind is StepKind.PIVOT and entered_late(c.step))
             )
         ]
         assert not late, f"steps called after the deadline: {late}"

@@ -1,0 +1,211 @@
+"""Harm done on schedule: worker kills, a paused (zombie) worker, a database crash.
+
+Events run one after the other, each when its fraction of the sagas has been
+started (or at once when the load is over before it), so each one's figures
+are its own; only a killed worker's restart goes on in the background (the
+next event picks a worker that is up). What each event records is evidence
+that it mattered, not just that it happened:
+
+- a kill: the worker's calls the services had not answered yet (from the wire
+  tap) and the sagas it held (its last ``saga_worker_held``). Every other kill
+  is *aimed*: it waits (5 s at most) until the worker has a call in flight;
+- a zombie: calls in flight when it froze, then after it wakes the writes the
+  version check turned away (``saga_version_conflicts_total``) and the sagas
+  it found taken over (``saga_leases_lost_total``), while the other workers
+  count the takeovers (``saga_lease_takeovers_total``);
+- a database crash: how long it was down and how often the client was
+  answered 503 or refused meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.check.cluster import PgCluster
+from orchestrator.check.fleet import Fleet
+from orchestrator.check.load import Tally
+from orchestrator.check.processes import ManagedProcess, wait_until
+from orchestrator.check.schedule import ChaosEvent
+
+CONFLICTS = "saga_version_conflicts_total"
+LEASES_LOST = "saga_leases_lost_total"
+TAKEOVERS = "saga_lease_takeovers_total"
+
+
+@dataclass
+class ChaosLog:
+    """What the chaos did, event by event."""
+
+    kills: list[dict[str, Any]] = field(default_factory=list)
+    zombies: list[dict[str, Any]] = field(default_factory=list)
+    db_crashes: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """Every event with its figures."""
+        return {"kills": self.kills, "zombies": self.zombies, "db_crashes": self.db_crashes}
+
+
+class Chaos:
+    """Runs the schedule's chaos events against a fleet (and its private cluster)."""
+
+    def __init__(
+        self,
+        events: Sequence[ChaosEvent],
+        fleet: Fleet,
+        cluster: PgCluster | None,
+        tally: Tally,
+        started_at: float,
+    ) -> None:
+        self.events = events
+        self.fleet = fleet
+        self.cluster = cluster
+        self.tally = tally
+        self.started_at = started_at
+        self.log = ChaosLog()
+        self.current: str | None = None
+        #: Killed workers on their way back; the next events do not wait for them.
+        self._restarting: dict[str, asyncio.Task[None]] = {}
+        self._next = 0
+
+    def ceiling(self) -> float:
+        """How far the load may go now: not past the next event while one is running.
+
+        An event can take seconds (a zombie stays frozen for twice the lease);
+        holding the starts at the next event's mark meanwhile keeps every event
+        landing on a system under load, however fast the load would run alone.
+        """
+        if self.current is None or self._next >= len(self.events):
+            return 1.0
+        return self.events[self._next].at
+
+    def _now(self) -> float:
+        return round(time.monotonic() - self.started_at, 3)
+
+    async def run(self, load_done: asyncio.Event) -> None:
+        """Fire every event at its moment; returns when all have run."""
+        for index, event in enumerate(self.events):
+
+            def due(at: float = event.at) -> bool:
+                return self.tally.progress >= at or load_done.is_set()
+
+            await wait_until(due, interval_s=0.01)
+            self.current = event.kind
+            self._next = index + 1
+            try:
+                if event.kind == "kill":
+                    await self._kill(event)
+                elif event.kind == "zombie":
+                    await self._zombie(event)
+                else:
+                    await self._db_crash(event)
+            finally:
+                self.current = None
+        await asyncio.gather(*self._restarting.values())
+
+    def _ready(self, worker: ManagedProcess) -> bool:
+        return worker.alive and not worker.paused and worker.name not in self._restarting
+
+    async def _pick(self, index: int) -> ManagedProcess:
+        """Worker ``index`` if it is up, else the next one that is (waiting for a restart)."""
+        workers = self.fleet.workers
+        ordered = workers[index % len(workers) :] + workers[: index % len(workers)]
+        if not await wait_until(lambda: any(map(self._ready, ordered)), timeout_s=180):
+            raise RuntimeError("no running worker to act on")
+        return next(w for w in ordered if self._ready(w))
+
+    def _in_flight(self, worker: ManagedProcess) -> int:
+        return self.fleet.tap.in_flight(worker.name) if self.fleet.tap is not None else 0
+
+    async def _aim(self, worker: ManagedProcess, event: ChaosEvent) -> None:
+        if event.aim:
+            await wait_until(lambda: self._in_flight(worker) > 0, interval_s=0.005, timeout_s=5.0)
+
+    async def _kill(self, event: ChaosEvent) -> None:
+        worker = await self._pick(event.worker)
+        figures = await self.fleet.scrape(worker)
+        await self._aim(worker, event)
+        # Nothing awaited from here to the signal: the count is the one it dies with.
+        in_flight = self._in_flight(worker)
+        at = self._now()
+        worker.kill()
+        record: dict[str, Any] = {
+            "at_s": at,
+            "worker": worker.name,
+            "incarnation": worker.incarnation,
+            "progress": round(self.tally.progress, 3),
+            "aimed": event.aim,
+            "calls_in_flight": in_flight,
+            "sagas_held": int(figures.get("saga_worker_held", 0)),
+            "restart_after_s": round(event.hold_s, 3),
+        }
+        self.log.kills.append(record)
+
+        async def restart() -> None:
+            try:
+                await asyncio.sleep(event.hold_s)
+                await self.fleet.restart(worker)
+                record["ready_again_at_s"] = self._now()
+            finally:
+                self._restarting.pop(worker.name, None)
+
+        self._restarting[worker.name] = asyncio.create_task(restart())
+
+    async def _zombie(self, event: ChaosEvent) -> None:
+        worker = await self._pick(event.worker)
+        others = [w for w in self.fleet.workers if w is not worker]
+        # Someone must be up to take its sagas over while it is frozen.
+        if not await wait_until(lambda: any(map(self._ready, others)), timeout_s=180):
+            raise RuntimeError("a zombie needs another worker to take its sagas over")
+        before = await self.fleet.scrape(worker)
+        takeovers_before = await self._takeovers(others)
+        await self._aim(worker, event)
+        in_flight = self._in_flight(worker)
+        at = self._now()
+        worker.pause()
+        await asyncio.sleep(event.hold_s)
+        worker.resume()
+        resumed = self._now()
+        # Give it time to finish what it had in hand and try to record it.
+        await asyncio.sleep(max(2.0, self.fleet.lease_s))
+        after = await self.fleet.scrape(worker)
+        self.log.zombies.append(
+            {
+                "at_s": at,
+                "resumed_at_s": resumed,
+                "worker": worker.name,
+                "paused_s": round(event.hold_s, 3),
+                "lease_s": self.fleet.lease_s,
+                "calls_in_flight": in_flight,
+                "sagas_held": int(before.get("saga_worker_held", 0)),
+                "stale_writes_rejected": int(after.get(CONFLICTS, 0) - before.get(CONFLICTS, 0)),
+                "sagas_found_taken_over": int(
+                    after.get(LEASES_LOST, 0) - before.get(LEASES_LOST, 0)
+                ),
+                "takeovers_by_others": int(await self._takeovers(others) - takeovers_before),
+            }
+        )
+
+    async def _takeovers(self, workers: Sequence[ManagedProcess]) -> float:
+        scraped = await asyncio.gather(*(self.fleet.scrape(w) for w in workers))
+        return sum(s.get(TAKEOVERS, 0) for s in scraped)
+
+    async def _db_crash(self, event: ChaosEvent) -> None:
+        if self.cluster is None:
+            raise RuntimeError("a database crash needs the campaign's own cluster")
+        retries_before = sum(self.tally.retries.values())
+        at = self._now()
+        down, up = await self.cluster.crash_for(event.hold_s)
+        record: dict[str, Any] = {
+            "at_s": at,
+            "progress": round(self.tally.progress, 3),
+            "down_s": round(up - down, 3),
+            "mode": "pg_ctl stop -m immediate",
+        }
+        self.log.db_crashes.append(record)
+        # The client's retries while the database was down and just after.
+        await asyncio.sleep(2.0)
+        record["client_retries"] = sum(self.tally.retries.values()) - retries_before

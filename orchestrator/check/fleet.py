@@ -1,0 +1,200 @@
+"""The system under test as real processes: example services, one API, N workers.
+
+- each example service: ``python -m participants.<name>`` on its own database,
+  with in-service faults enabled;
+- the API: ``saga serve --role api`` (the campaign's client talks to it; it is
+  never killed, but it rides through the database crash);
+- the workers: ``saga serve --role worker``, each reaching the services through
+  its own relays of the :class:`~orchestrator.check.wire.WireTap`. These are
+  the processes the campaign kills, restarts and pauses.
+
+Workers' counters are scraped every second and right before any harm, so a
+killed worker's last figures survive it (:class:`MetricsBook`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from orchestrator.check.processes import (
+    ManagedProcess,
+    MetricsBook,
+    clean_environment,
+    saga_command,
+)
+from orchestrator.check.wire import WireTap
+
+SERVICES = ("orders", "payments", "inventory", "shipping")
+
+
+class Fleet:
+    """Starts, scrapes, restarts and stops every process of a campaign."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        orchestrator_url: str,
+        service_urls: dict[str, str],
+        *,
+        workers: int,
+        lease_s: float,
+    ) -> None:
+        self.workdir = workdir
+        self.orchestrator_url = orchestrator_url
+        self.book = MetricsBook()
+        self.participants = {
+            name: ManagedProcess(
+                name,
+                [
+                    sys.executable,
+                    "-m",
+                    f"participants.{name}",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "{port}",
+                    "--no-migrate",
+                    "--no-seed",
+                    "--log-level",
+                    "warning",
+                ],
+                {
+                    **clean_environment(),
+                    "PARTICIPANT_DATABASE_URL": url,
+                    "PARTICIPANT_ENABLE_FAULTS": "1",
+                    "PARTICIPANT_DB_POOL_SIZE": "4",
+                    "PARTICIPANT_DB_MAX_OVERFLOW": "4",
+                },
+                workdir,
+            )
+            for name, url in service_urls.items()
+        }
+        self.lease_s = lease_s
+        self.worker_count = workers
+        self.workers: list[ManagedProcess] = []
+        self.api: ManagedProcess | None = None
+        self.tap: WireTap | None = None
+        #: Restarted workers that exited at start (the database was down).
+        self.early_exits = 0
+        self._http = httpx.AsyncClient()
+
+    def _orchestrator_env(self, participants: dict[str, list[str]]) -> dict[str, str]:
+        settings = {
+            "DATABASE_URL": self.orchestrator_url,
+            "PARTICIPANTS": json.dumps(participants),
+            "ENABLE_FAULTS": "1",
+            "LEASE_S": str(self.lease_s),
+            "POLL_INTERVAL_S": "0.1",
+            "FAULT_REFRESH_S": "0.25",
+            "DATABASE_POOL_SIZE": "5",
+            "LOG_LEVEL": "WARNING",
+        }
+        return {**clean_environment(), **{f"SAGA_{k}": v for k, v in settings.items()}}
+
+    @property
+    def participant_urls(self) -> dict[str, str]:
+        """Each service's own base URL (not through a relay)."""
+        return {name: p.url for name, p in self.participants.items()}
+
+    async def start(self) -> None:
+        """Services first, then the relays, the API and the workers; each waits for readiness."""
+        for process in self.participants.values():
+            process.start()
+        await asyncio.gather(*(p.wait_ready() for p in self.participants.values()))
+        self.tap = WireTap(self.participant_urls)
+        direct = {name: [url] for name, url in self.participant_urls.items()}
+        self.api = ManagedProcess(
+            "api",
+            [*saga_command(), "serve", "--role", "api", "--port", "{port}", "--no-migrate"],
+            self._orchestrator_env(direct),
+            self.workdir,
+        )
+        self.api.start()
+        for index in range(self.worker_count):
+            name = f"worker{index + 1}"
+            routes = await self.tap.open(name)
+            self.workers.append(
+                ManagedProcess(
+                    name,
+                    [
+                        *saga_command(),
+                        "serve",
+                        "--role",
+                        "worker",
+                        "--port",
+                        "{port}",
+                        "--no-migrate",
+                    ],
+                    self._orchestrator_env(routes),
+                    self.workdir,
+                )
+            )
+        for worker in self.workers:
+            worker.start()
+        await asyncio.gather(self.api.wait_ready(), *(w.wait_ready() for w in self.workers))
+
+    async def scrape(self, process: ManagedProcess) -> dict[str, float]:
+        """Scrape ``process`` now and keep the figures (the latest known if it cannot answer)."""
+        self.book.record(process, await process.scrape(self._http))
+        return self.book.latest(process)
+
+    async def scrape_forever(self, interval_s: float = 1.0) -> None:
+        """Keep every worker's latest counters (until cancelled)."""
+        while True:
+            await asyncio.gather(*(self.scrape(w) for w in self.workers))
+            await asyncio.sleep(interval_s)
+
+    async def restart(self, worker: ManagedProcess, timeout_s: float = 180.0) -> None:
+        """Start ``worker`` again (a new incarnation, the same relays) and wait until ready.
+
+        A worker started while the database is down exits; like any supervisor,
+        start it again until it stays up.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            worker.start()
+            try:
+                await worker.wait_ready(timeout_s=max(1.0, deadline - time.monotonic()))
+                return
+            except RuntimeError:
+                self.early_exits += 1
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(1.0)
+
+    async def ensure_workers(self) -> None:
+        """Restart any worker that is not running and resume any that is paused."""
+        for worker in self.workers:
+            if worker.paused:
+                worker.resume()
+            if not worker.alive:
+                await self.restart(worker)
+
+    def problems(self) -> dict[str, list[str]]:
+        """Lines reporting a traceback in any process's logs, by log file."""
+        found: dict[str, list[str]] = {}
+        for log in sorted(self.workdir.glob("*.log")):
+            lines = [
+                line for line in log.read_text(errors="replace").splitlines() if "Traceback" in line
+            ]
+            if lines:
+                found[log.name] = lines
+        return found
+
+    async def stop(self) -> None:
+        """Stop workers, then the API, then the services; close the relays."""
+        await asyncio.gather(*(w.stop() for w in self.workers))
+        if self.api is not None:
+            await self.api.stop()
+        await asyncio.gather(*(p.stop() for p in self.participants.values()))
+        if self.tap is not None:
+            await self.tap.close()
+        with contextlib.suppress(Exception):
+            await self._http.aclose()

@@ -1,0 +1,228 @@
+"""The processes a campaign runs and hurts: start, wait ready, SIGKILL, SIGSTOP/SIGCONT, stop.
+
+Every process runs in its own session (so a Ctrl-C at the terminal reaches
+the campaign, which then stops them in order) and logs to a file of its own
+in the campaign's directory, one file per incarnation. A process killed on
+purpose loses its counters, so :class:`MetricsBook` keeps the last scrape of
+every incarnation and sums them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+async def wait_until(
+    predicate: Callable[[], bool], *, interval_s: float = 0.05, timeout_s: float | None = None
+) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout_s`` passes (False).
+
+    For conditions on counters and processes nothing signals a change of.
+    """
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval_s)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def saga_command() -> list[str]:
+    """How to run the ``saga`` command line with this interpreter."""
+    script = Path(sys.executable).with_name("saga")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from orchestrator.cli import main; main()"]
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without any ``SAGA_``/``PARTICIPANT_`` setting."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SAGA_", "PARTICIPANT_"))}
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text format -> ``{"name{labels}": value}``."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                values[name] = float(value)
+            except ValueError:
+                continue
+    return values
+
+
+@dataclass
+class ManagedProcess:
+    """One child process, restartable; ``{port}`` in ``argv`` is its port."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    workdir: Path
+    port: int = 0
+    incarnation: int = 0
+    paused: bool = False
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        """Its base URL on loopback."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        """Started and not exited."""
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def log_path(self) -> Path:
+        """The log of the current incarnation."""
+        return self.workdir / f"{self.name}.{self.incarnation}.log"
+
+    def start(self) -> None:
+        """Start a new incarnation on a fresh port."""
+        self.incarnation += 1
+        self.port = free_port()
+        self.paused = False
+        argv = [a.replace("{port}", str(self.port)) for a in self.argv]
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                argv,
+                env=self.env,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    async def wait_ready(self, path: str = "/readyz", timeout_s: float = 60.0) -> None:
+        """Poll ``path`` until it answers 200; raise with the log's tail if it never does."""
+        deadline = time.monotonic() + timeout_s
+        last: object = None
+        async with httpx.AsyncClient(base_url=self.url, timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if not self.alive:
+                    raise RuntimeError(f"{self.name} exited at start:\n{self.tail()}")
+                try:
+                    response = await client.get(path)
+                    if response.status_code == 200:
+                        return
+                    last = response.status_code
+                except httpx.HTTPError as exc:
+                    last = exc
+                await asyncio.sleep(0.1)
+        raise TimeoutError(f"{self.name} not ready after {timeout_s:.0f}s ({last}):\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        """The last lines of the current log."""
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, in-flight work is lost. Reaps the process."""
+        if self.proc is not None and self.alive:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(timeout=10)
+
+    def pause(self) -> None:
+        """SIGSTOP: the process freezes with its sockets, leases and in-flight calls."""
+        if self.proc is not None and self.alive:
+            os.kill(self.proc.pid, signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        """SIGCONT: the process carries on as if no time had passed."""
+        if self.proc is not None and self.alive:
+            os.kill(self.proc.pid, signal.SIGCONT)
+        self.paused = False
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """SIGTERM (after SIGCONT if paused), then SIGKILL if it outlives ``grace_s``."""
+        if self.proc is None:
+            return
+        if self.alive:
+            if self.paused:
+                self.resume()
+            self.proc.send_signal(signal.SIGTERM)
+            await wait_until(lambda: not self.alive, timeout_s=grace_s)
+        if self.alive:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    async def scrape(self, client: httpx.AsyncClient) -> dict[str, float] | None:
+        """Its ``/metrics``, or None when it cannot answer now."""
+        if not self.alive or self.paused:
+            return None
+        try:
+            response = await client.get(f"{self.url}/metrics", timeout=2.0)
+        except httpx.HTTPError:
+            return None
+        return parse_metrics(response.text) if response.status_code == 200 else None
+
+
+class MetricsBook:
+    """The last scrape of every incarnation of every process, summed on demand."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, int], dict[str, float]] = {}
+
+    def record(self, process: ManagedProcess, values: dict[str, float] | None) -> None:
+        """Keep ``values`` as the latest of ``process``'s current incarnation."""
+        if values is not None:
+            self._last[(process.name, process.incarnation)] = values
+
+    def latest(self, process: ManagedProcess) -> dict[str, float]:
+        """The latest scrape of ``process``'s current incarnation (empty if none)."""
+        return self._last.get((process.name, process.incarnation), {})
+
+    def total(self, metric: str, prefix: str = "") -> float:
+        """``metric`` summed over its label sets and every incarnation whose name starts
+        with ``prefix``."""
+        return sum(
+            value
+            for (name, _), values in self._last.items()
+            if name.startswith(prefix)
+            for sample, value in values.items()
+            if sample == metric or sample.startswith(metric + "{")
+        )
+
+    def by_label(self, metric: str, label: str, prefix: str = "") -> dict[str, float]:
+        """``metric`` summed per value of ``label`` over every incarnation."""
+        sums: dict[str, float] = defaultdict(float)
+        for (name, _), values in self._last.items():
+            if not name.startswith(prefix):
+                continue
+            for sample, value in values.items():
+                if sample.startswith(metric + "{"):
+                    labels = dict(_LABEL.findall(sample))
+                    sums[labels.get(label, "")] += value
+        return dict(sums)

@@ -1,0 +1,97 @@
+"""The live display: one line, redrawn in place on a terminal, printed now and then otherwise.
+
+``started 412/1000 · running 48 · completed 301 · compensated 55 · failed 8 ·
+faults 1203 · kills 2/5 · zombie 0/1 · db crash 0/1 · [chaos: kill] · 41s``
+
+Fault counts come from the rules themselves (``GET /v1/faults`` and each
+service's ``GET /_faults``), read every couple of seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import TextIO
+
+from orchestrator.check.chaos import Chaos
+from orchestrator.check.load import Tally
+
+
+class Progress:
+    """Draws the campaign's progress on ``stream`` until cancelled."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        tally: Tally,
+        chaos: Chaos,
+        count_faults: Callable[[], Awaitable[int]],
+        *,
+        kills: int,
+        zombies: int,
+        db_crashes: int,
+    ) -> None:
+        self.stream = stream
+        self.tally = tally
+        self.chaos = chaos
+        self.count_faults = count_faults
+        self.planned = {"kills": kills, "zombie": zombies, "db crash": db_crashes}
+        self.phase = "load"
+        self.faults = 0
+        self.started_at = time.monotonic()
+        self.tty = stream.isatty()
+
+    def line(self) -> str:
+        """The current progress line."""
+        t, log = self.tally, self.chaos.log
+        done = {
+            "kills": len(log.kills),
+            "zombie": len(log.zombies),
+            "db crash": len(log.db_crashes),
+        }
+        parts = [
+            f"{self.phase}",
+            f"started {t.started}/{t.total}",
+            f"running {t.running}",
+            f"completed {t.resting['completed']}",
+            f"compensated {t.resting['compensated']}",
+            f"failed {t.resting['failed']}",
+            f"faults {self.faults}",
+            *(f"{name} {done[name]}/{n}" for name, n in self.planned.items() if n),
+        ]
+        if self.chaos.current:
+            parts.append(f"[{self.chaos.current}]")
+        parts.append(f"{time.monotonic() - self.started_at:.0f}s")
+        return " · ".join(parts)
+
+    async def run(self) -> None:
+        """Redraw every half second (every 10 s when not a terminal)."""
+        interval = 0.5 if self.tty else 10.0
+        last_count = 0.0
+        last_print = 0.0
+        try:
+            while True:
+                now = time.monotonic()
+                if now - last_count >= 2.0:
+                    last_count = now
+                    # A display must never stop the campaign.
+                    with contextlib.suppress(Exception):
+                        self.faults = await asyncio.wait_for(self.count_faults(), 2.0)
+                if now - last_print >= interval:
+                    last_print = now
+                    self._draw()
+                await asyncio.sleep(0.5)
+        finally:
+            self._draw()
+            if self.tty:
+                self.stream.write("\n")
+                self.stream.flush()
+
+    def _draw(self) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K" + self.line())
+        else:
+            self.stream.write(self.line() + "\n")
+        self.stream.flush()
