@@ -285,15 +285,39 @@ class _Draft:
                 started_at=self.now,
             )
 
+    def is_current(self, outcome: CallOutcome, status: StepStatus, attempts: int) -> bool:
+        """Whether ``outcome`` answers the call this step is waiting on (not a late repeat)."""
+        return (
+            outcome.step in self.members()
+            and self.steps[outcome.step].status is status
+            and outcome.attempt == attempts
+        )
+
+    def mark_answered(self, index: int, outcome: CallOutcome) -> None:
+        """Record a definite answer (succeeded or rejected) of a step's action."""
+        if outcome.kind is OutcomeKind.SUCCEEDED:
+            self.update_step(
+                index,
+                status=T.SUCCEEDED,
+                result=outcome.result,
+                due_at=None,
+                finished_at=self.now,
+                awaiting_callback=False,
+            )
+        else:
+            self.update_step(
+                index,
+                status=T.REJECTED,
+                due_at=None,
+                finished_at=self.now,
+                last_error=outcome.error,
+                awaiting_callback=False,
+            )
+
     def on_action_outcome(self, outcome: CallOutcome) -> str | None:
         index = outcome.step
         step = self.steps[index]
-        if (
-            self.status is not S.RUNNING
-            or index not in self.members()
-            or step.status is not T.RUNNING
-            or outcome.attempt != step.attempts
-        ):
+        if self.status is not S.RUNNING or not self.is_current(outcome, T.RUNNING, step.attempts):
             return "stale outcome"
         if outcome.kind is OutcomeKind.ACCEPTED:
             policy = self.plan.steps[index]
@@ -304,27 +328,13 @@ class _Draft:
             wait = timedelta(seconds=policy.callback_timeout_s)
             self.update_step(index, awaiting_callback=True, due_at=self.now + wait)
         elif outcome.kind is OutcomeKind.SUCCEEDED:
-            self.update_step(
-                index,
-                status=T.SUCCEEDED,
-                result=outcome.result,
-                due_at=None,
-                finished_at=self.now,
-                awaiting_callback=False,
-            )
+            self.mark_answered(index, outcome)
             if self.plan.steps[index].kind is StepKind.PIVOT:
                 self.pivoted = True
             if all(self.steps[i].status is T.SUCCEEDED for i in self.members()):
                 self.enter_stage(self.stage + 1)
         elif outcome.kind is OutcomeKind.REJECTED:
-            self.update_step(
-                index,
-                status=T.REJECTED,
-                due_at=None,
-                finished_at=self.now,
-                last_error=outcome.error,
-                awaiting_callback=False,
-            )
+            self.mark_answered(index, outcome)
             self.step_failed(index, outcome.error or "rejected")
         else:
             self.update_step(index, uncertain=True)
@@ -363,35 +373,12 @@ class _Draft:
         The saga stays parked; the operator's retry or compensate then knows
         what this step did instead of treating it as unknown.
         """
-        index = outcome.step
-        step = self.steps[index]
-        if (
-            index not in self.members()
-            or step.status is not T.RUNNING
-            or not step.awaiting_callback
-            or outcome.attempt != step.attempts
-        ):
+        step = self.steps[outcome.step]
+        if not step.awaiting_callback or not self.is_current(outcome, T.RUNNING, step.attempts):
             return "stale outcome"
         if step.due_at is not None and step.due_at <= self.now:
             return "the completion arrived after the step's timeout"
-        if outcome.kind is OutcomeKind.SUCCEEDED:
-            self.update_step(
-                index,
-                status=T.SUCCEEDED,
-                result=outcome.result,
-                due_at=None,
-                finished_at=self.now,
-                awaiting_callback=False,
-            )
-        else:
-            self.update_step(
-                index,
-                status=T.REJECTED,
-                due_at=None,
-                finished_at=self.now,
-                last_error=outcome.error,
-                awaiting_callback=False,
-            )
+        self.mark_answered(outcome.step, outcome)
         return None
 
     def expire_callbacks(self) -> None:
@@ -473,11 +460,8 @@ class _Draft:
     def on_compensation_outcome(self, outcome: CallOutcome) -> str | None:
         index = outcome.step
         step = self.steps[index]
-        if (
-            self.status is not S.COMPENSATING
-            or index not in self.members()
-            or step.status is not T.COMPENSATING
-            or outcome.attempt != step.compensation_attempts
+        if self.status is not S.COMPENSATING or not self.is_current(
+            outcome, T.COMPENSATING, step.compensation_attempts
         ):
             return "stale outcome"
         if outcome.kind is OutcomeKind.SUCCEEDED:
