@@ -20,6 +20,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from functools import cached_property
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
@@ -119,10 +120,20 @@ class SagaDefinition(_Model):
         return [e.parallel if isinstance(e, ParallelGroup) else [e] for e in self.steps]
 
     def flat_steps(self) -> list[Step]:
-        return [s for stage in self.stages() for s in stage]
+        """Every step in plan order (the index a step has in the machine's state)."""
+        return list(self._flat_steps)
+
+    @cached_property
+    def _flat_steps(self) -> tuple[Step, ...]:
+        # A definition is frozen, and these are asked for on every call.
+        return tuple(s for stage in self.stages() for s in stage)
 
     def plan(self) -> Plan:
         """What the state machine needs of this definition."""
+        return self._plan
+
+    @cached_property
+    def _plan(self) -> Plan:
         steps: list[StepPlan] = []
         stages: list[tuple[int, ...]] = []
         for stage in self.stages():

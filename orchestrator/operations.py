@@ -65,24 +65,51 @@ class Operations:
             request = {"definition": name, "version": version, "input": saga_input}
             digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
             start_key = (idempotency_key, digest)
-        saga_id, created = await self.rt.writer.create(
-            saga_id=uuid.uuid4(),
+        worker = self.rt.worker
+        # A saga started in a process that runs a worker with room is created
+        # already leased to that worker and driven at once: no claim, no poll.
+        # Should this process die first, the lease runs out and any worker
+        # takes the saga over.
+        lease = worker.lease_for_new() if worker is not None else None
+        trace_id = trace_id_from(traceparent)
+        saga_id = uuid.uuid4()
+        wake = wake_at(plan, state)
+        found_id, created = await self.rt.writer.create(
+            saga_id=saga_id,
             definition=(stored.name, stored.version),
             saga_input=saga_input,
             state=state,
-            wake_at=wake_at(plan, state),
+            wake_at=wake,
             now=now,
             start_key=start_key,
-            trace_id=trace_id_from(traceparent),
+            lease=lease,
+            trace_id=trace_id,
         )
-        if created:
-            self.rt.metrics.sagas_started.labels(stored.name).inc()
-            if self.rt.worker is not None:
-                self.rt.worker.notify()
-        saga = await self.saga(saga_id)
         if not created:
+            saga = await self.saga(found_id)
             stored = await self.definition(saga.definition_name, saga.definition_version)
-        return saga, stored, created
+            return saga, stored, False
+        saga = StoredSaga(
+            id=saga_id,
+            definition_name=stored.name,
+            definition_version=stored.version,
+            input=saga_input,
+            state=state,
+            version=1,
+            wake_at=lease.expires_at if lease is not None else wake,
+            lease_owner=lease.owner if lease is not None else None,
+            created_at=now,
+            updated_at=now,
+            trace_id=trace_id,
+        )
+        self.rt.metrics.sagas_started.labels(stored.name).inc()
+        if worker is not None and lease is not None:
+            worker.adopt(saga, stored.definition)
+        else:
+            if worker is not None:
+                worker.notify()
+            await self.rt.writer.announce_due()
+        return saga, stored, True
 
     async def saga(self, saga_id: uuid.UUID) -> StoredSaga:
         saga = await self.rt.writer.load(saga_id)

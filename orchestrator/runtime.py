@@ -23,6 +23,7 @@ from orchestrator.transport.client import ParticipantClient
 from orchestrator.transport.faults import FaultInjector
 from orchestrator.transport.routing import Routing
 from orchestrator.worker.loop import Worker
+from orchestrator.worker.wakeups import DueListener, listen_dsn
 
 log = logging.getLogger("orchestrator")
 
@@ -60,7 +61,12 @@ class Runtime:
             FaultInjector(faults, settings.fault_refresh_s) if settings.enable_faults else None
         )
         routing = Routing(settings.participants)
-        client = ParticipantClient(routing, injector, settings.max_response_bytes)
+        client = ParticipantClient(
+            routing,
+            injector,
+            settings.max_response_bytes,
+            settings.http_connections_per_participant,
+        )
         runtime = cls(
             settings=settings,
             engine=engine,
@@ -96,7 +102,9 @@ class Runtime:
         if self.settings.enable_faults:
             log.warning("FAULT INJECTION IS ENABLED: /v1/faults can make participant calls fail")
         if self.worker is not None:
-            self._worker_task = asyncio.create_task(self.worker.run())
+            dsn = listen_dsn(self.settings.database_url)
+            listener = DueListener(dsn, self.worker.notify) if dsn is not None else None
+            self._worker_task = asyncio.create_task(self.worker.run(listener))
             log.info("worker %s started", self.worker.owner)
 
     async def refresh_gauges(self) -> None:

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     fault_refresh_s: float = Field(default=0.5, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_response_bytes: int = Field(default=1_048_576, ge=1024)
+    #: Keep-alive connections per participant; calls beyond it wait their turn.
+    http_connections_per_participant: int = Field(default=16, ge=1, le=1000)
     #: A saga's input (and a callback's result), as compact JSON; it is stored in
     #: the saga row and copied into calls, so it is bounded apart from the body.
     max_input_bytes: int = Field(default=262_144, ge=1024)

@@ -16,13 +16,17 @@ from orchestrator.runtime import Runtime
 from orchestrator.settings import Settings
 
 
-def runtime(request: Request) -> Runtime:
-    """FastAPI dependency: the process's :class:`Runtime`."""
+async def runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the process's :class:`Runtime`.
+
+    Dependencies are coroutines on purpose: FastAPI runs a plain function in
+    a thread pool, a thread hand-off per dependency per request.
+    """
     rt: Runtime = request.app.state.runtime
     return rt
 
 
-def operations(request: Request) -> Operations:
+async def operations(request: Request) -> Operations:
     """FastAPI dependency: the use cases behind the API."""
     ops: Operations = request.app.state.operations
     return ops
@@ -66,7 +70,7 @@ _bearer = HTTPBearer(
 )
 
 
-def caller(
+async def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
@@ -75,7 +79,7 @@ def caller(
     return authenticate(rt.settings, credentials.credentials if credentials else None)
 
 
-def metrics_caller(request: Request) -> None:
+async def metrics_caller(request: Request) -> None:
     """``/metrics`` is open unless ``SAGA_METRICS_REQUIRE_KEY`` puts it behind the key."""
     rt: Runtime = request.app.state.runtime
     if rt.settings.metrics_require_key:
@@ -83,7 +87,7 @@ def metrics_caller(request: Request) -> None:
         authenticate(rt.settings, token.strip() if scheme.lower() == "bearer" else None)
 
 
-def faults_enabled(request: Request) -> None:
+async def faults_enabled(request: Request) -> None:
     """404 for every fault endpoint unless ``SAGA_ENABLE_FAULTS`` is on."""
     rt: Runtime = request.app.state.runtime
     if not rt.settings.enable_faults:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.definitions import SagaDefinition
+from orchestrator.store.engine import single_statements
 from orchestrator.store.schema import definitions_table
 
 definitions = definitions_table
@@ -38,6 +39,7 @@ class DefinitionStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.single = single_statements(engine)
         self._cache: dict[tuple[str, int], StoredDefinition] = {}
 
     async def register(
@@ -77,14 +79,20 @@ class DefinitionStore:
 
     async def get(self, name: str, version: int | None = None) -> StoredDefinition | None:
         """A definition version, or the latest when ``version`` is None."""
-        if version is not None and (name, version) in self._cache:
-            return self._cache[(name, version)]
-        query = sa.select(definitions).where(definitions.c.name == name)
         if version is None:
-            query = query.order_by(definitions.c.version.desc()).limit(1)
-        else:
-            query = query.where(definitions.c.version == version)
-        async with self.engine.connect() as conn:
+            # Which version is the latest must be asked every time (another
+            # process may have registered one); its parsed body is cached.
+            latest = sa.select(sa.func.max(definitions.c.version)).where(definitions.c.name == name)
+            async with self.single.connect() as conn:
+                version = (await conn.execute(latest)).scalar()
+            if version is None:
+                return None
+        if (name, version) in self._cache:
+            return self._cache[(name, version)]
+        query = sa.select(definitions).where(
+            definitions.c.name == name, definitions.c.version == version
+        )
+        async with self.single.connect() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return None

@@ -9,6 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from orchestrator import json_codec
 from orchestrator.settings import normalise_database_url
 
 
@@ -46,11 +47,24 @@ def create_engine(url: str, pool_size: int = 10, stall_limit_s: float = 15.0) ->
             max_overflow=pool_size,
             pool_timeout=5,
             connect_args={"server_settings": server_settings},
+            json_serializer=json_codec.dumps_str,
         )
     ensure_sqlite_directory(url)
     engine = create_async_engine(url, connect_args={"timeout": 30})
     _make_sqlite_transactions_immediate(engine)
     return engine
+
+
+def single_statements(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, for work that is one statement: no ``BEGIN``/``COMMIT`` round trips.
+
+    On PostgreSQL a lone statement is its own transaction, so running it in
+    autocommit saves two of its three round trips. SQLite keeps the
+    transactional engine: its ``BEGIN IMMEDIATE`` is what orders writers.
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _make_sqlite_transactions_immediate(engine: AsyncEngine) -> None:

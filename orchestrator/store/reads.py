@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.errors import InvalidRequest
+from orchestrator.store.engine import single_statements
 from orchestrator.store.sagas import StoredSaga, saga_from_row
 from orchestrator.store.schema import events_table, sagas_table
 
@@ -40,6 +41,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 class SagaReader:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.single = single_statements(engine)
 
     async def page(
         self, *, status: str | None, definition: str | None, limit: int, cursor: str | None
@@ -60,7 +62,7 @@ class SagaReader:
                 )
             )
         query = query.order_by(sagas_table.c.created_at.desc(), sagas_table.c.id.desc())
-        async with self.engine.connect() as conn:
+        async with self.single.connect() as conn:
             rows = (await conn.execute(query.limit(limit + 1))).all()
         items = [saga_from_row(r) for r in rows[:limit]]
         more = len(rows) > limit
@@ -72,7 +74,7 @@ class SagaReader:
             .where(events_table.c.saga_id == saga_id)
             .order_by(events_table.c.id)
         )
-        async with self.engine.connect() as conn:
+        async with self.single.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             {
@@ -94,7 +96,7 @@ class SagaReader:
         query = sa.select(sagas_table.c.id).where(sagas_table.c.status == status)
         if definition:
             query = query.where(sagas_table.c.definition_name == definition)
-        async with self.engine.connect() as conn:
+        async with self.single.connect() as conn:
             return list((await conn.execute(query.limit(limit))).scalars().all())
 
     async def gauges(self) -> tuple[dict[str, int], datetime | None]:
@@ -112,7 +114,7 @@ class SagaReader:
         earliest = sa.select(sa.func.min(sagas_table.c.wake_at)).where(
             sagas_table.c.wake_at.is_not(None)
         )
-        async with self.engine.connect() as conn:
+        async with self.single.connect() as conn:
             counts = {status: 0 for status in open_statuses}
             counts.update({status: n for status, n in (await conn.execute(by_status)).all()})
             first = (await conn.execute(earliest)).scalar()

@@ -17,8 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from orchestrator import json_codec
 from orchestrator.errors import Conflict
 from orchestrator.machine import SagaState, state_from_json, state_to_json
+from orchestrator.store.engine import single_statements
 from orchestrator.store.schema import StartKeyRow, events_table, sagas_table, start_keys_table
 
 sagas = sagas_table
@@ -53,6 +55,17 @@ class HistoryEvent:
     attempt: int | None = None
     outcome: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """The event as one element of the JSON array the PostgreSQL writes unpack."""
+        row: dict[str, Any] = {"at": self.at.isoformat(), "kind": self.kind}
+        for key in ("step", "phase", "attempt", "outcome"):
+            value = getattr(self, key)
+            if value is not None:
+                row[key] = value
+        if self.detail:
+            row["detail"] = self.detail
+        return row
 
     def row(self, saga_id: uuid.UUID) -> dict[str, Any]:
         return {
@@ -98,11 +111,109 @@ async def _insert_events(
         await conn.execute(sa.insert(events), rows)
 
 
+# On PostgreSQL each write below is ONE statement run in autocommit: the
+# conditional UPDATE (or the INSERT) and its history rows travel together as
+# data-modifying CTEs, so a transition costs one round trip and one commit
+# instead of BEGIN, UPDATE, INSERT, COMMIT. The history arrives as one JSONB
+# array, unpacked by ``jsonb_to_recordset`` and inserted in its order (``n``).
+_HISTORY_ROWS = """
+    SELECT {source}, e.at, e.kind, e.step, e.phase, e.attempt, e.outcome, e.detail
+    FROM {source_table}
+    CROSS JOIN jsonb_to_recordset(CAST(:history AS jsonb)) AS e(
+        at timestamptz, kind text, step text, phase text, attempt int, outcome text,
+        detail jsonb, n bigint)
+    ORDER BY e.n
+"""
+
+_PG_RECORD = sa.text(
+    """
+WITH written AS (
+    UPDATE sagas
+    SET status = :status, state = :state, version = :version + 1, wake_at = :wake_at,
+        lease_owner = :lease_owner, lease_expires_at = :lease_expires_at, updated_at = :now
+    WHERE id = :id AND version = :version
+    RETURNING id
+), history AS (
+    INSERT INTO saga_events (saga_id, at, kind, step, phase, attempt, outcome, detail)
+"""
+    + _HISTORY_ROWS.format(source="written.id", source_table="written")
+    + """
+)
+SELECT count(*) FROM written
+"""
+).bindparams(
+    sa.bindparam("id", type_=sagas.c.id.type),
+    sa.bindparam("state", type_=sagas.c.state.type),
+    sa.bindparam("wake_at", type_=sagas.c.wake_at.type),
+    sa.bindparam("lease_expires_at", type_=sagas.c.lease_expires_at.type),
+    sa.bindparam("now", type_=sagas.c.updated_at.type),
+    sa.bindparam("history", type_=sa.String()),
+)
+
+
+def _pg_create(with_start_key: bool) -> sa.TextClause:
+    key = (
+        """, start_key AS (
+    INSERT INTO saga_start_keys (key, request_hash, saga_id, created_at)
+    SELECT :key, :request_hash, id, :now FROM created
+)"""
+        if with_start_key
+        else ""
+    )
+    return sa.text(
+        """
+WITH created AS (
+    INSERT INTO sagas (id, definition_name, definition_version, status, input, state, version,
+                       wake_at, lease_owner, lease_expires_at, created_at, updated_at, trace_id)
+    VALUES (:id, :definition_name, :definition_version, :status, :input, :state, 1,
+            :wake_at, :lease_owner, :lease_expires_at, :now, :now, :trace_id)
+    RETURNING id
+)"""
+        + key
+        + """
+INSERT INTO saga_events (saga_id, at, kind, step, phase, attempt, outcome, detail)
+"""
+        + _HISTORY_ROWS.format(source="created.id", source_table="created")
+    ).bindparams(
+        sa.bindparam("id", type_=sagas.c.id.type),
+        sa.bindparam("input", type_=sagas.c.input.type),
+        sa.bindparam("state", type_=sagas.c.state.type),
+        sa.bindparam("wake_at", type_=sagas.c.wake_at.type),
+        sa.bindparam("lease_expires_at", type_=sagas.c.lease_expires_at.type),
+        sa.bindparam("now", type_=sagas.c.created_at.type),
+        sa.bindparam("history", type_=sa.String()),
+    )
+
+
+_PG_CREATE = _pg_create(with_start_key=False)
+_PG_CREATE_WITH_KEY = _pg_create(with_start_key=True)
+
+
+#: The channel that tells listening workers a saga is due (orchestrator.worker.wakeups).
+DUE_CHANNEL = "saga_due"
+_NOTIFY_DUE = sa.text(f"SELECT pg_notify('{DUE_CHANNEL}', '')")
+
+
+async def announce_due(conn: AsyncConnection) -> None:
+    """``NOTIFY`` the workers that a saga is due (PostgreSQL; a no-op elsewhere).
+
+    Inside a transaction the notification is delivered when it commits.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_NOTIFY_DUE)
+
+
+def _history_json(history: Iterable[HistoryEvent]) -> str:
+    return json_codec.dumps_str([{**event.record(), "n": n} for n, event in enumerate(history)])
+
+
 class SagaWriter:
     """The worker's and the API's writes to saga rows."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        self.single = single_statements(engine)
 
     async def create(
         self,
@@ -138,7 +249,11 @@ class SagaWriter:
             "updated_at": now,
             "trace_id": trace_id,
         }
+        started = HistoryEvent("started", now, detail={"status": "running"})
         try:
+            if self.postgres:
+                await self._create_postgres(row, start_key, started)
+                return saga_id, True
             async with self.engine.begin() as conn:
                 await conn.execute(sa.insert(sagas), [row])
                 if start_key is not None:
@@ -153,14 +268,29 @@ class SagaWriter:
                             }
                         ],
                     )
-                await _insert_events(
-                    conn, saga_id, [HistoryEvent("started", now, detail={"status": "running"})]
-                )
+                await _insert_events(conn, saga_id, [started])
         except IntegrityError:
             if start_key is None:
                 raise
             return await self._existing_for_key(*start_key), False
         return saga_id, True
+
+    async def _create_postgres(
+        self, row: dict[str, Any], start_key: tuple[str, str] | None, started: HistoryEvent
+    ) -> None:
+        params = {
+            **row,
+            "now": row["created_at"],
+            "history": _history_json([started]),
+        }
+        del params["created_at"], params["updated_at"], params["version"]
+        if start_key is None:
+            statement = _PG_CREATE
+        else:
+            statement = _PG_CREATE_WITH_KEY
+            params["key"], params["request_hash"] = start_key
+        async with self.single.begin() as conn:
+            await conn.execute(statement, params)
 
     async def _existing_for_key(self, key: str, request_hash: str) -> uuid.UUID:
         async with self.engine.connect() as conn:
@@ -196,6 +326,8 @@ class SagaWriter:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        if self.postgres:
+            return await self._claim_postgres(due.cte("due"), owner, expires)
         async with self.engine.begin() as conn:
             previous = {row.id: row.lease_owner for row in await conn.execute(due)}
             if not previous:
@@ -213,6 +345,26 @@ class SagaWriter:
             )
             rows = (await conn.execute(stmt)).all()
         return [(saga_from_row(r), previous[r.id]) for r in rows]
+
+    async def _claim_postgres(
+        self, due: sa.CTE, owner: str, expires: datetime
+    ) -> list[tuple[StoredSaga, str | None]]:
+        # One statement: the locked pick and the lease in a single round trip;
+        # ``due.lease_owner`` is the owner before the update (a takeover).
+        stmt = (
+            sa.update(sagas)
+            .where(sagas.c.id == due.c.id)
+            .values(
+                lease_owner=owner,
+                lease_expires_at=expires,
+                wake_at=expires,
+                version=sagas.c.version + 1,
+            )
+            .returning(*sagas.c, due.c.lease_owner.label("previous_owner"))
+        )
+        async with self.single.begin() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [(saga_from_row(r), r.previous_owner) for r in rows]
 
     async def record(
         self,
@@ -246,7 +398,18 @@ class SagaWriter:
             .where(sagas.c.id == saga.id, sagas.c.version == saga.version)
             .values(**values)
         )
-        if conn is None:
+        if conn is None and self.postgres:
+            params = {
+                **values,
+                "id": saga.id,
+                "version": saga.version,
+                "now": now,
+                "history": _history_json(history),
+            }
+            del params["updated_at"]
+            async with self.single.begin() as own:
+                written = (await own.execute(_PG_RECORD, params)).scalar_one() == 1
+        elif conn is None:
             async with self.engine.begin() as own:
                 written = await self._write(own, stmt, saga.id, history)
         else:
@@ -303,7 +466,16 @@ class SagaWriter:
             )
         )
         async with self.engine.begin() as conn:
-            return await self._write(conn, stmt, saga.id, history)
+            written = await self._write(conn, stmt, saga.id, history)
+            if written and wake_at is not None:
+                await announce_due(conn)  # delivered at commit
+            return written
+
+    async def announce_due(self) -> None:
+        """Wake the workers of other processes: a saga nobody holds is due now."""
+        if self.postgres:
+            async with self.single.connect() as conn:
+                await announce_due(conn)
 
     async def renew(
         self, owner: str, ids: Sequence[uuid.UUID], expires_at: datetime
@@ -321,7 +493,7 @@ class SagaWriter:
             .values(lease_expires_at=expires_at, wake_at=expires_at)
             .returning(sagas.c.id)
         )
-        async with self.engine.begin() as conn:
+        async with self.single.begin() as conn:
             return set((await conn.execute(stmt)).scalars().all())
 
     async def release_all(self, owner: str, now: datetime) -> int:
@@ -333,12 +505,12 @@ class SagaWriter:
                 lease_owner=None, lease_expires_at=None, wake_at=now, version=sagas.c.version + 1
             )
         )
-        async with self.engine.begin() as conn:
+        async with self.single.begin() as conn:
             result = await conn.execute(stmt)
         return int(result.rowcount)
 
     async def load(self, saga_id: uuid.UUID) -> StoredSaga | None:
-        async with self.engine.connect() as conn:
+        async with self.single.begin() as conn:
             row = (await conn.execute(sa.select(sagas).where(sagas.c.id == saga_id))).first()
         return saga_from_row(row) if row is not None else None
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from orchestrator import json_codec
 from orchestrator.machine import OutcomeKind
 from orchestrator.transport.faults import CallIdentity, FaultInjector, FaultTransport
 from orchestrator.transport.outcome import CallResult, classify_response
@@ -53,26 +53,40 @@ class ParticipantClient:
         routing: Routing,
         faults: FaultInjector | None = None,
         max_response_bytes: int = 1_048_576,
-        max_connections: int = 100,
+        connections_per_participant: int = 16,
     ) -> None:
         self.routing = routing
         self.faults = faults
         self.max_response_bytes = max_response_bytes
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        inner = httpx.AsyncHTTPTransport(limits=limits)
-        transport = FaultTransport(inner) if faults is not None else inner
-        self._http = httpx.AsyncClient(transport=transport, follow_redirects=False)
+        self.connections_per_participant = connections_per_participant
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def _client(self, participant: str) -> httpx.AsyncClient:
+        # One small pool per participant: httpcore checks every pooled
+        # connection on each request, so one big shared pool makes every call
+        # slower as connections pile up, and one busy participant could take
+        # all connections from the others. Calls beyond the limit queue (their
+        # timeout runs while they wait).
+        client = self._clients.get(participant)
+        if client is None:
+            n = self.connections_per_participant
+            limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+            inner = httpx.AsyncHTTPTransport(limits=limits)
+            transport = FaultTransport(inner) if self.faults is not None else inner
+            client = httpx.AsyncClient(transport=transport, follow_redirects=False)
+            self._clients[participant] = client
+        return client
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
 
     async def call(self, request: CallRequest) -> CallResult:
         """Make one attempt; never raises for anything the participant or network does."""
         started = time.perf_counter()
         fault = await self.faults.pick(request.identity) if self.faults is not None else None
-        content = json.dumps(request.body, separators=(",", ":")).encode()
+        content = json_codec.dumps(request.body)
         url: str | None = None
         try:
             async with asyncio.timeout(request.timeout_s):
@@ -111,7 +125,8 @@ class ParticipantClient:
     async def _send(
         self, url: str, content: bytes, request: CallRequest, fault: Any
     ) -> tuple[int, bytes]:
-        http_request = self._http.build_request(
+        http = self._client(request.identity.participant)
+        http_request = http.build_request(
             "POST",
             url,
             content=content,
@@ -119,7 +134,7 @@ class ParticipantClient:
             timeout=request.timeout_s,
             extensions={"fault": fault} if fault is not None else None,
         )
-        response = await self._http.send(http_request, stream=True)
+        response = await http.send(http_request, stream=True)
         try:
             chunks: list[bytes] = []
             size = 0

@@ -14,11 +14,13 @@ from datetime import timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.clock import utcnow
+from orchestrator.definitions import SagaDefinition
 from orchestrator.metrics import Metrics
 from orchestrator.store.definitions import DefinitionStore
-from orchestrator.store.sagas import SagaWriter, StoredSaga
+from orchestrator.store.sagas import Lease, SagaWriter, StoredSaga
 from orchestrator.transport.client import ParticipantClient
 from orchestrator.worker.drive import DriveContext, SagaDriver
+from orchestrator.worker.wakeups import DueListener
 
 log = logging.getLogger("orchestrator.worker")
 
@@ -72,13 +74,27 @@ class Worker:
     def notify(self) -> None:
         self._wake.set()
 
+    def lease_for_new(self) -> Lease | None:
+        """A lease for a saga about to be created here, if this worker can drive it now.
+
+        The limit is soft: requests racing for the last slot may each get one.
+        """
+        if self.stopping.is_set() or len(self._held) >= self.concurrency:
+            return None
+        return Lease(self.owner, utcnow() + timedelta(seconds=self.lease_s))
+
+    def adopt(self, saga: StoredSaga, definition: SagaDefinition) -> None:
+        """Drive a saga just created with a lease from :meth:`lease_for_new`."""
+        self._start(saga, definition)
+
     @property
     def held(self) -> int:
         return len(self._held)
 
-    async def run(self) -> None:
-        """Claim and drive until ``stop()``."""
+    async def run(self, listener: DueListener | None = None) -> None:
+        """Claim and drive until ``stop()``; ``listener`` wakes the claim loop from afar."""
         renewer = asyncio.create_task(self._renew_leases())
+        listening = asyncio.create_task(listener.run()) if listener is not None else None
         delay = self.poll_interval_s
         try:
             while not self.stopping.is_set():
@@ -93,12 +109,16 @@ class Worker:
                         log.warning("claiming failed, retrying in %.1fs: %s", delay, exc)
                         delay = min(delay * 2, 5.0)
                 for saga in claimed:
+                    self.metrics.claimed.inc()
                     self._start(saga)
                 if claimed and len(claimed) == min(free, self.claim_batch):
                     continue  # there may be more due right now
                 await self._wait(delay)
         finally:
             renewer.cancel()
+            if listening is not None:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
 
     async def _claim(self, limit: int) -> list[StoredSaga]:
         started = time.perf_counter()
@@ -116,18 +136,20 @@ class Worker:
             await asyncio.wait_for(self._wake.wait(), seconds)
         self._wake.clear()
 
-    def _start(self, saga: StoredSaga) -> None:
-        self.metrics.claimed.inc()
+    def _start(self, saga: StoredSaga, definition: SagaDefinition | None = None) -> None:
         if saga.id in self._held:
             # Our own lease ran out and we claimed it again: the task already
             # driving it will see the new version on its next write and go on.
             return
-        task = asyncio.create_task(self._drive(saga))
+        task = asyncio.create_task(self._drive(saga, definition))
         self._held[saga.id] = task
         self.metrics.held.set(len(self._held))
 
-    async def _drive(self, saga: StoredSaga) -> None:
+    async def _drive(self, saga: StoredSaga, definition: SagaDefinition | None) -> None:
         try:
+            if definition is not None:
+                await SagaDriver(self.ctx, definition, saga).run()
+                return
             stored = await self.definitions.get(saga.definition_name, saga.definition_version)
             if stored is None:
                 log.error(

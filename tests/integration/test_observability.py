@@ -76,7 +76,9 @@ async def test_known_sagas_give_exact_metrics(
         assert value(m, "saga_sagas", status=status) == 0
     assert value(m, "saga_oldest_due_seconds") == 0
     assert value(m, "saga_worker_held") == 0
-    assert value(m, "saga_claimed_total") >= 3
+    # Sagas started through this process's API go straight to its worker:
+    # created leased, driven at once, never claimed from the table.
+    assert value(m, "saga_claimed_total") == 0
 
 
 async def test_backlog_and_parked_gauges(
