@@ -95,7 +95,7 @@ class Runtime:
         return runtime
 
     async def start(self) -> None:
-        self.callback_secret = self.settings.callback_secret or await shared_secret(self.engine)
+        self.callback_secret = self.settings.callback_secret or await self._first_contact()
         if self.worker is not None:
             self.worker.ctx.callback_secret = self.callback_secret
             self.worker.ctx.public_url = self.public_url
@@ -106,6 +106,24 @@ class Runtime:
             listener = DueListener(dsn, self.worker.notify) if dsn is not None else None
             self._worker_task = asyncio.create_task(self.worker.run(listener))
             log.info("worker %s started", self.worker.owner)
+
+    async def _first_contact(self) -> str:
+        """The shared callback secret, waiting for the database if it is not up yet.
+
+        A process restarted together with PostgreSQL (or before it finished
+        recovering) should come up once the database does, not exit.
+        """
+        deadline = asyncio.get_running_loop().time() + self.settings.startup_wait_s
+        delay = 0.2
+        while True:
+            try:
+                return await shared_secret(self.engine)
+            except (SQLAlchemyError, OSError) as exc:
+                if asyncio.get_running_loop().time() + delay > deadline:
+                    raise
+                log.warning("database not reachable yet, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def refresh_gauges(self) -> None:
         """Set the gauges that describe the whole system, read from the database now."""

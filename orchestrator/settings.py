@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     #: Key of callback tokens; unset: one is created in the database and shared.
     callback_secret: str | None = Field(default=None, repr=False)
 
+    #: How long a starting process waits for an unreachable database before giving up.
+    startup_wait_s: float = Field(default=60.0, ge=0)
+
     #: Sagas one worker drives at once.
     worker_concurrency: int = Field(default=200, ge=1, le=10_000)
     #: How long a claimed saga stays ours without renewal.
@@ -70,8 +73,8 @@ class Settings(BaseSettings):
     fault_refresh_s: float = Field(default=0.5, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_response_bytes: int = Field(default=1_048_576, ge=1024)
-    #: Keep-alive connections per participant; calls beyond it wait their turn.
-    http_connections_per_participant: int = Field(default=16, ge=1, le=1000)
+    #: Calls in flight (and keep-alive connections) per participant; more wait their turn.
+    http_connections_per_participant: int = Field(default=100, ge=1, le=1000)
     #: A saga's input (and a callback's result), as compact JSON; it is stored in
     #: the saga row and copied into calls, so it is bounded apart from the body.
     max_input_bytes: int = Field(default=262_144, ge=1024)

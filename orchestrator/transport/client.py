@@ -13,6 +13,7 @@ from orchestrator import json_codec
 from orchestrator.machine import OutcomeKind
 from orchestrator.transport.faults import CallIdentity, FaultInjector, FaultTransport
 from orchestrator.transport.outcome import CallResult, classify_response
+from orchestrator.transport.pool import StackPoolTransport
 from orchestrator.transport.routing import Routing
 
 
@@ -53,7 +54,7 @@ class ParticipantClient:
         routing: Routing,
         faults: FaultInjector | None = None,
         max_response_bytes: int = 1_048_576,
-        connections_per_participant: int = 16,
+        connections_per_participant: int = 100,
     ) -> None:
         self.routing = routing
         self.faults = faults
@@ -62,16 +63,12 @@ class ParticipantClient:
         self._clients: dict[str, httpx.AsyncClient] = {}
 
     def _client(self, participant: str) -> httpx.AsyncClient:
-        # One small pool per participant: httpcore checks every pooled
-        # connection on each request, so one big shared pool makes every call
-        # slower as connections pile up, and one busy participant could take
-        # all connections from the others. Calls beyond the limit queue (their
-        # timeout runs while they wait).
+        # One pool per participant, so that one slow participant cannot take
+        # every connection from the others. Calls beyond the limit queue
+        # (their timeout runs while they wait).
         client = self._clients.get(participant)
         if client is None:
-            n = self.connections_per_participant
-            limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
-            inner = httpx.AsyncHTTPTransport(limits=limits)
+            inner = StackPoolTransport(self.connections_per_participant)
             transport = FaultTransport(inner) if self.faults is not None else inner
             client = httpx.AsyncClient(transport=transport, follow_redirects=False)
             self._clients[participant] = client

@@ -80,7 +80,14 @@ class FaultInjector:
         for rule in await self._current():
             if not rule.matches(scope) or not _draw(rule, call):
                 continue
-            if await self.store.fire(rule.id):
+            try:
+                fired = await self.store.fire(rule.id)
+            except (SQLAlchemyError, OSError) as exc:
+                # A fault that cannot be counted is not injected: counts must
+                # match what really happened, and an outage must not stop the call.
+                log.warning("counting fault rule %d failed, not injecting it: %s", rule.id, exc)
+                continue
+            if fired:
                 return rule
         return None
 

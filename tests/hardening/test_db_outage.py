@@ -234,3 +234,32 @@ async def test_database_down_for_ten_seconds_under_200_sagas(
     assert len(latencies) >= 20
     assert running_at_stop == SAGAS  # the outage hit every saga in the middle of its work
     assert len(participant.waiting) == SAGAS
+
+
+async def test_a_process_started_while_the_database_is_down_comes_up_with_it(
+    cluster: Cluster, gated: GatedParticipant, gated_url: str
+) -> None:
+    gated.gate.set()
+    settings = fast_settings(
+        cluster.url("saga"),
+        {"p": [gated_url]},
+        enable_faults=False,
+        startup_wait_s=60.0,
+        callback_secret=None,  # read from the database: the start must wait for it
+    )
+    await asyncio.to_thread(cluster.stop, "fast")
+
+    async def start_database_later() -> None:
+        await asyncio.sleep(3.0)
+        await asyncio.to_thread(cluster.start)
+
+    restart = asyncio.create_task(start_database_later())
+    began = time.monotonic()
+    async with running_orchestrator(settings) as api:
+        waited = time.monotonic() - began
+        await restart
+        assert waited >= 3.0, "the process came up before its database"
+        await register(api, "after", [step("reserve")])
+        response = await api.post("/v1/sagas", json={"definition": "after"})
+        assert response.status_code == 201, response.text
+        await _wait_all_final(api, [response.json()["id"]], timeout_s=30)
