@@ -26,7 +26,7 @@ from orchestrator.machine import (
 )
 from orchestrator.runtime import Runtime
 from orchestrator.store.definitions import StoredDefinition
-from orchestrator.store.sagas import HistoryEvent, StoredSaga
+from orchestrator.store.sagas import HistoryEvent, NotNewest, StoredSaga
 from orchestrator.tracing import trace_id_from
 from orchestrator.worker.drive import transition_history
 
@@ -55,7 +55,33 @@ class Operations:
         traceparent: str | None = None,
     ) -> tuple[StoredSaga, StoredDefinition, bool]:
         """Create a saga (asynchronously driven); ``created`` is False for a repeated key."""
-        stored = await self.definition(name, version)
+        newest = version is None
+        # The newest version this process knows saves a read per start; the
+        # insert checks it is still the newest (another replica may have
+        # registered one) and, if not, we read the newest and start on that.
+        stored = self.rt.definitions.newest_seen(name) if newest else None
+        if stored is None:
+            stored = await self.definition(name, version)
+        try:
+            return await self._create(
+                stored, version, saga_input, idempotency_key, traceparent, newest
+            )
+        except NotNewest:
+            stored = await self.definition(name)
+            return await self._create(
+                stored, version, saga_input, idempotency_key, traceparent, False
+            )
+
+    async def _create(
+        self,
+        stored: StoredDefinition,
+        version: int | None,
+        saga_input: Any,
+        idempotency_key: str | None,
+        traceparent: str | None,
+        newest_only: bool,
+    ) -> tuple[StoredSaga, StoredDefinition, bool]:
+        name = stored.name
         _check_input(stored.definition, saga_input)
         now = utcnow()
         plan = stored.definition.plan()
@@ -84,6 +110,7 @@ class Operations:
             start_key=start_key,
             lease=lease,
             trace_id=trace_id,
+            newest_only=newest_only,
         )
         if not created:
             saga = await self.saga(found_id)

@@ -41,6 +41,7 @@ class DefinitionStore:
         self.engine = engine
         self.single = single_statements(engine)
         self._cache: dict[tuple[str, int], StoredDefinition] = {}
+        self._newest_seen: dict[str, StoredDefinition] = {}
 
     async def register(
         self, definition: SagaDefinition, now: datetime
@@ -73,7 +74,7 @@ class DefinitionStore:
             except IntegrityError:
                 continue
             stored = StoredDefinition(definition.name, version, definition, now)
-            self._cache[(definition.name, version)] = stored
+            self._remember(stored)
             return stored, True
         raise RuntimeError("could not register the definition after 5 concurrent attempts")
 
@@ -97,8 +98,22 @@ class DefinitionStore:
         if row is None:
             return None
         stored = _from_row(row)
-        self._cache[(stored.name, stored.version)] = stored
+        self._remember(stored)
         return stored
+
+    def newest_seen(self, name: str) -> StoredDefinition | None:
+        """The newest version of ``name`` this process has seen, without asking the database.
+
+        Another process may have registered a newer one since: a saga started
+        on it must be created with ``newest_only`` (which catches that).
+        """
+        return self._newest_seen.get(name)
+
+    def _remember(self, stored: StoredDefinition) -> None:
+        self._cache[(stored.name, stored.version)] = stored
+        seen = self._newest_seen.get(stored.name)
+        if seen is None or seen.version < stored.version:
+            self._newest_seen[stored.name] = stored
 
     async def latest_versions(self) -> list[tuple[str, int, datetime]]:
         latest = (

@@ -21,7 +21,13 @@ from orchestrator import json_codec
 from orchestrator.errors import Conflict
 from orchestrator.machine import SagaState, state_from_json, state_to_json
 from orchestrator.store.engine import single_statements
-from orchestrator.store.schema import StartKeyRow, events_table, sagas_table, start_keys_table
+from orchestrator.store.schema import (
+    StartKeyRow,
+    definitions_table,
+    events_table,
+    sagas_table,
+    start_keys_table,
+)
 
 sagas = sagas_table
 events = events_table
@@ -152,6 +158,10 @@ SELECT count(*) FROM written
 
 
 def _pg_create(with_start_key: bool) -> sa.TextClause:
+    # The saga is created only while its definition version is still the
+    # newest: a start that resolved "latest" from this process's cache then
+    # needs no read of the definitions table, and a newer version registered
+    # by another process is caught here (nothing inserted, count 0).
     key = (
         """, start_key AS (
     INSERT INTO saga_start_keys (key, request_hash, saga_id, created_at)
@@ -165,15 +175,22 @@ def _pg_create(with_start_key: bool) -> sa.TextClause:
 WITH created AS (
     INSERT INTO sagas (id, definition_name, definition_version, status, input, state, version,
                        wake_at, lease_owner, lease_expires_at, created_at, updated_at, trace_id)
-    VALUES (:id, :definition_name, :definition_version, :status, :input, :state, 1,
-            :wake_at, :lease_owner, :lease_expires_at, :now, :now, :trace_id)
+    SELECT :id, :definition_name, :definition_version, :status, :input, :state, 1,
+           :wake_at, :lease_owner, :lease_expires_at, :now, :now, :trace_id
+    WHERE NOT :newest_only OR NOT EXISTS (
+        SELECT 1 FROM definitions
+        WHERE name = :definition_name AND version > :definition_version)
     RETURNING id
 )"""
         + key
-        + """
-INSERT INTO saga_events (saga_id, at, kind, step, phase, attempt, outcome, detail)
+        + """, history AS (
+    INSERT INTO saga_events (saga_id, at, kind, step, phase, attempt, outcome, detail)
 """
         + _HISTORY_ROWS.format(source="created.id", source_table="created")
+        + """
+)
+SELECT count(*) FROM created
+"""
     ).bindparams(
         sa.bindparam("id", type_=sagas.c.id.type),
         sa.bindparam("input", type_=sagas.c.input.type),
@@ -181,6 +198,9 @@ INSERT INTO saga_events (saga_id, at, kind, step, phase, attempt, outcome, detai
         sa.bindparam("wake_at", type_=sagas.c.wake_at.type),
         sa.bindparam("lease_expires_at", type_=sagas.c.lease_expires_at.type),
         sa.bindparam("now", type_=sagas.c.created_at.type),
+        sa.bindparam("definition_name", type_=sagas.c.definition_name.type),
+        sa.bindparam("definition_version", type_=sagas.c.definition_version.type),
+        sa.bindparam("newest_only", type_=sa.Boolean()),
         sa.bindparam("history", type_=sa.String()),
     )
 
@@ -207,6 +227,17 @@ def _history_json(history: Iterable[HistoryEvent]) -> str:
     return json_codec.dumps_str([{**event.record(), "n": n} for n, event in enumerate(history)])
 
 
+class NotNewest(Exception):
+    """A saga was to start on its definition's newest version, and a newer one exists."""
+
+
+async def _newer_definition_exists(conn: AsyncConnection, name: str, version: int) -> bool:
+    newer = sa.select(definitions_table.c.version).where(
+        definitions_table.c.name == name, definitions_table.c.version > version
+    )
+    return (await conn.execute(newer.limit(1))).first() is not None
+
+
 class SagaWriter:
     """The worker's and the API's writes to saga rows."""
 
@@ -227,12 +258,15 @@ class SagaWriter:
         start_key: tuple[str, str] | None = None,
         lease: Lease | None = None,
         trace_id: str | None = None,
+        newest_only: bool = False,
     ) -> tuple[uuid.UUID, bool]:
         """Insert a new saga; returns ``(id, created)``.
 
         With ``start_key = (key, request_hash)`` a repeated key returns the saga
         it first created (``created=False``), and the same key with another
-        request raises :class:`Conflict`.
+        request raises :class:`Conflict`. With ``newest_only`` the saga is not
+        created, and :class:`NotNewest` is raised, when a newer version of its
+        definition exists.
         """
         row = {
             "id": saga_id,
@@ -252,9 +286,11 @@ class SagaWriter:
         started = HistoryEvent("started", now, detail={"status": "running"})
         try:
             if self.postgres:
-                await self._create_postgres(row, start_key, started)
+                await self._create_postgres(row, start_key, started, newest_only)
                 return saga_id, True
             async with self.engine.begin() as conn:
+                if newest_only and await _newer_definition_exists(conn, *definition):
+                    raise NotNewest(definition[0])
                 await conn.execute(sa.insert(sagas), [row])
                 if start_key is not None:
                     await conn.execute(
@@ -276,11 +312,16 @@ class SagaWriter:
         return saga_id, True
 
     async def _create_postgres(
-        self, row: dict[str, Any], start_key: tuple[str, str] | None, started: HistoryEvent
+        self,
+        row: dict[str, Any],
+        start_key: tuple[str, str] | None,
+        started: HistoryEvent,
+        newest_only: bool,
     ) -> None:
         params = {
             **row,
             "now": row["created_at"],
+            "newest_only": newest_only,
             "history": _history_json([started]),
         }
         del params["created_at"], params["updated_at"], params["version"]
@@ -290,7 +331,9 @@ class SagaWriter:
             statement = _PG_CREATE_WITH_KEY
             params["key"], params["request_hash"] = start_key
         async with self.single.begin() as conn:
-            await conn.execute(statement, params)
+            created = (await conn.execute(statement, params)).scalar_one()
+        if not created:
+            raise NotNewest(row["definition_name"])
 
     async def _existing_for_key(self, key: str, request_hash: str) -> uuid.UUID:
         async with self.engine.connect() as conn:

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterable, AsyncIterator
 import httpcore
 import httpx
 
-
 _Key = tuple[bytes, bytes, int]
 
 
