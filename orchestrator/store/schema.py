@@ -87,6 +87,15 @@ class SagaRow(Base):
         sa.Index("ix_sagas_created", "created_at", "id"),
         sa.Index("ix_sagas_status_created", "status", "created_at"),
         sa.Index("ix_sagas_definition_created", "definition_name", "created_at"),
+        # Retention: finished and parked sagas by age. Partial, so the writes of
+        # sagas in flight (``wake_at`` set) never touch it.
+        sa.Index(
+            "ix_sagas_resting",
+            "status",
+            "updated_at",
+            postgresql_where=sa.text("wake_at IS NULL"),
+            sqlite_where=sa.text("wake_at IS NULL"),
+        ),
     )
 
 
