@@ -131,6 +131,9 @@ class StartKeyRow(Base):
     )
     created_at: Mapped[datetime]
 
+    # Deleting a saga cascades here by saga_id: without it, each one is a scan.
+    __table_args__ = (sa.Index("ix_saga_start_keys_saga", "saga_id"),)
+
 
 class FaultRuleRow(Base):
     """A transport fault rule; in the database so that every worker applies it."""
