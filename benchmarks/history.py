@@ -1,21 +1,22 @@
-"""Scale of history: claims on an empty database, then beside N finished sagas, then during a prune.
+"""Scale of history: claims beside N finished sagas against an empty database, and prunes.
 
-On a throwaway PostgreSQL database migrated to head:
+Two throwaway PostgreSQL databases migrated to head, "empty" and "history":
 
-1. empty: ``--due`` running sagas are bulk-inserted, due now; one claimer
-   takes them ``--batch`` at a time with ``SagaWriter.claim`` and writes one
-   transition for each with ``SagaWriter.record`` (which makes it due again,
-   so the queue never runs dry). Reports the claim statement's latency
-   (p50/p99 over ``--claims`` claims) and claimed+recorded sagas per second.
-2. ``--finished`` completed or compensated sagas are bulk-loaded with SQL
-   (``INSERT ... SELECT generate_series``): a real machine state as JSON, an
-   input, a start key and 6 history rows each, finished over the last 60 days.
-   The load time is printed. After ``VACUUM ANALYZE`` the same measurement runs
-   again and the ratios to the empty database are printed, with
-   ``EXPLAIN (ANALYZE, BUFFERS)`` of the claim statement the writer sends.
+1. ``--finished`` completed or compensated sagas are bulk-loaded into
+   "history" with SQL (``INSERT ... SELECT generate_series``): a real machine
+   state as JSON, an input, a start key and 6 history rows each, finished over
+   the last 60 days. The load time is printed.
+2. Both get ``--due`` running sagas, due now, and ``VACUUM ANALYZE``. One
+   claimer takes them ``--batch`` at a time with ``SagaWriter.claim`` and
+   writes a transition for each with ``SagaWriter.record`` (which makes it due
+   again, so the queue never runs dry). The databases are measured in
+   alternating rounds, so that what else runs on the machine weighs on both:
+   claim latency (p50/p99), claimed+recorded sagas per second, their ratios,
+   and ``EXPLAIN (ANALYZE, BUFFERS)`` of the claim statement the writer sends
+   and of a prune batch's pick.
 3. ``saga prune --older-than 45d`` runs alone (sagas deleted per second), then
    ``saga prune --older-than 30d`` runs while the claimer goes on: claim
-   latency during the prune is compared with the latency before it.
+   latency during the prune is compared with the latency just before it.
 
     .venv/bin/python benchmarks/history.py --finished 1000000
 """
@@ -55,7 +56,7 @@ from orchestrator.machine import (  # noqa: E402
     start,
     state_to_json,
 )
-from orchestrator.store import migrate  # noqa: E402
+from orchestrator.store import migrate, retention  # noqa: E402
 from orchestrator.store.engine import create_engine  # noqa: E402
 from orchestrator.store.sagas import HistoryEvent, SagaWriter, StoredSaga  # noqa: E402
 from tests.support.databases import throwaway_database  # noqa: E402
@@ -66,18 +67,54 @@ LEASE_S = 30.0
 WARMUP_CLAIMS = 20
 
 
-@dataclass(frozen=True)
-class Figures:
-    claims: int
-    p50_ms: float
-    p99_ms: float
-    sagas_per_s: float
+@dataclass
+class Samples:
+    """Claim latencies (ms) and sagas claimed and recorded in ``elapsed`` seconds."""
+
+    latencies: list[float] = dataclasses.field(default_factory=list)
+    recorded: int = 0
+    elapsed: float = 0.0
+    #: Per claim: when it started (``time.monotonic``) and how many sagas it took.
+    claims: list[tuple[float, int]] = dataclasses.field(default_factory=list)
+
+    def within(self, start: float, end: float) -> Samples:
+        """The claims that started between ``start`` and ``end``."""
+        inside = [i for i, (at, _) in enumerate(self.claims) if start <= at <= end]
+        return Samples(
+            latencies=[self.latencies[i] for i in inside],
+            recorded=sum(self.claims[i][1] for i in inside),
+            elapsed=end - start,
+            claims=[self.claims[i] for i in inside],
+        )
+
+    def add(self, other: Samples) -> None:
+        self.latencies += other.latencies
+        self.recorded += other.recorded
+        self.elapsed += other.elapsed
+
+    def p(self, centile: int) -> float:
+        return statistics.quantiles(self.latencies, n=100)[centile - 1]
+
+    @property
+    def sagas_per_s(self) -> float:
+        return self.recorded / self.elapsed
 
     def line(self, label: str) -> str:
         return (
-            f"{label:<22} claim p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:7.2f} ms  "
-            f"claim+record {self.sagas_per_s:8.0f} sagas/s  ({self.claims} claims)"
+            f"{label:<22} claim p50 {self.p(50):7.2f} ms  p99 {self.p(99):7.2f} ms  "
+            f"claim+record {self.sagas_per_s:6.0f} sagas/s  ({len(self.latencies)} claims)"
         )
+
+    def versus(self, base: Samples, label: str) -> str:
+        return (
+            f"  ratio {label}: claim p50 {ratio(self.p(50), base.p(50))}, "
+            f"p99 {ratio(self.p(99), base.p(99))}, "
+            f"throughput {ratio(self.sagas_per_s, base.sagas_per_s)}"
+        )
+
+
+def ratio(value: float, base: float) -> str:
+    return f"{value / base:5.2f}x ({(value / base - 1) * 100:+.0f}%)"
 
 
 def running_state_json() -> str:
@@ -166,12 +203,6 @@ FROM generate_series(1, CAST(:count AS int)) AS i
 """
 )
 
-# Sagas of a finished measurement leave the queue as if they had completed.
-_RETIRE_DUE = sa.text(
-    "UPDATE sagas SET status = 'completed', wake_at = NULL, lease_owner = NULL, "
-    "lease_expires_at = NULL WHERE status = 'running'"
-)
-
 
 async def load_finished(engine: AsyncEngine, count: int, chunk: int) -> float:
     """Bulk-load ``count`` finished sagas with their keys and events; returns seconds."""
@@ -195,7 +226,6 @@ async def load_finished(engine: AsyncEngine, count: int, chunk: int) -> float:
 
 async def load_due(engine: AsyncEngine, count: int) -> None:
     async with engine.begin() as conn:
-        await conn.execute(_RETIRE_DUE)
         await conn.execute(
             _LOAD_DUE,
             {
@@ -230,41 +260,40 @@ async def _record(writer: SagaWriter, saga: StoredSaga) -> None:
 
 async def claim_loop(
     writer: SagaWriter, batch: int, claims: int | None, stop: asyncio.Event | None = None
-) -> Figures:
+) -> Samples:
     """Claim ``batch`` sagas and record a transition for each, ``claims`` times or to ``stop``."""
-    latencies: list[float] = []
-    recorded = 0
+    samples = Samples()
     measured_from = time.perf_counter()
     i = 0
     while (claims is None or i < WARMUP_CLAIMS + claims) and not (stop and stop.is_set()):
         if i == WARMUP_CLAIMS:
-            measured_from, recorded = time.perf_counter(), 0
+            measured_from, samples.recorded = time.perf_counter(), 0
         began = time.perf_counter()
         got = await writer.claim("bench", utcnow(), LEASE_S, batch)
         took = time.perf_counter() - began
         if not got:
             raise RuntimeError("nothing was due: raise --due")
         if i >= WARMUP_CLAIMS:
-            latencies.append(took * 1000)
+            samples.latencies.append(took * 1000)
+            samples.claims.append((time.monotonic() - took, len(got)))
         await asyncio.gather(*(_record(writer, saga) for saga, _ in got))
-        recorded += len(got)
+        samples.recorded += len(got)
         i += 1
-    elapsed = time.perf_counter() - measured_from
-    if len(latencies) < 2:
+    samples.elapsed = time.perf_counter() - measured_from
+    if len(samples.latencies) < 2:
         raise RuntimeError("too few claims were measured")
-    centiles = statistics.quantiles(latencies, n=100)
-    return Figures(len(latencies), centiles[49], centiles[98], recorded / elapsed)
+    return samples
 
 
 @contextmanager
-def captured_claim(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
-    """The claim statements ``engine`` sends (SQL and parameters as the driver gets them)."""
+def captured(engine: AsyncEngine, marker: str) -> Iterator[list[tuple[str, Any]]]:
+    """The statements with ``marker`` that ``engine`` sends (SQL and parameters for the driver)."""
     seen: list[tuple[str, Any]] = []
 
     def before(
         _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, _many: bool
     ) -> None:
-        if "SKIP LOCKED" in statement:
+        if marker in statement:
             seen.append((statement, parameters))
 
     event.listen(engine.sync_engine, "before_cursor_execute", before)
@@ -274,14 +303,10 @@ def captured_claim(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
         event.remove(engine.sync_engine, "before_cursor_execute", before)
 
 
-async def explain_claim(engine: AsyncEngine, writer: SagaWriter, batch: int) -> str:
-    """``EXPLAIN (ANALYZE, BUFFERS)`` of the claim statement the writer sends, rolled back."""
-    with captured_claim(engine) as seen:
-        claimed = await writer.claim("explain", utcnow(), LEASE_S, batch)
-    for saga, _ in claimed:  # give them back
-        await _record(writer, saga)
+async def explain(engine: AsyncEngine, seen: list[tuple[str, Any]]) -> str:
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of the last statement seen, in a transaction rolled back."""
     if not seen:
-        raise RuntimeError("the claim statement was not seen")
+        raise RuntimeError("the statement to explain was not seen")
     statement, parameters = seen[-1]
     async with engine.connect() as conn:
         trans = await conn.begin()
@@ -291,6 +316,22 @@ async def explain_claim(engine: AsyncEngine, writer: SagaWriter, batch: int) -> 
         plan = "\n".join(row[0] for row in rows)
         await trans.rollback()
     return f"{statement.strip()}\n\n{plan}"
+
+
+async def explain_claim(engine: AsyncEngine, writer: SagaWriter, batch: int) -> str:
+    """The claim statement the writer sends, explained."""
+    with captured(engine, "SKIP LOCKED") as seen:
+        claimed = await writer.claim("explain", utcnow(), LEASE_S, batch)
+    for saga, _ in claimed:  # give them back
+        await _record(writer, saga)
+    return await explain(engine, seen)
+
+
+async def explain_prune(engine: AsyncEngine, older_than: timedelta, batch_size: int) -> str:
+    """One real prune batch, then its pick of the next batch explained."""
+    with captured(engine, "updated_at <") as seen:
+        await retention.prune_batch(engine, utcnow() - older_than, batch_size=batch_size)
+    return await explain(engine, seen)
 
 
 async def sizes(engine: AsyncEngine) -> str:
@@ -309,7 +350,7 @@ async def count_sagas(engine: AsyncEngine) -> int:
 
 
 async def run_prune(url: str, older_than: str, batch_size: int) -> tuple[int, int, float]:
-    """``saga prune`` as a separate process; returns (sagas, events, seconds)."""
+    """``saga prune`` as a separate process; returns (sagas, events, seconds it says it took)."""
     saga = str(Path(sys.executable).with_name("saga"))
     args = ["prune", "--older-than", older_than, "--batch-size", str(batch_size)]
     began = time.perf_counter()
@@ -317,87 +358,111 @@ async def run_prune(url: str, older_than: str, batch_size: int) -> tuple[int, in
         saga, *args, "--database-url", url, stdout=asyncio.subprocess.PIPE
     )
     out, _ = await process.communicate()
-    took = time.perf_counter() - began
+    wall = time.perf_counter() - began
     text = out.decode().strip()
-    found = re.match(r"deleted (\d+) sagas and (\d+) events", text)
+    found = re.match(r"deleted (\d+) sagas and (\d+) events .*, ([\d.]+) s\)", text)
     if process.returncode != 0 or found is None:
         raise RuntimeError(f"saga prune failed: {text}")
-    print(f"  $ saga {' '.join(args)}\n  {text}")
-    return int(found.group(1)), int(found.group(2)), took
+    print(f"  $ saga {' '.join(args)}\n  {text}   [process wall {wall:.1f} s]")
+    return int(found.group(1)), int(found.group(2)), float(found.group(3))
 
 
-def ratio(loaded: float, empty: float) -> str:
-    return f"{loaded / empty:5.2f}x ({(loaded / empty - 1) * 100:+.0f}%)"
+async def compare(
+    writers: dict[str, SagaWriter], batch: int, claims: int, rounds: int
+) -> dict[str, Samples]:
+    """Measure each database in turn, ``rounds`` times: noise from the machine hits all alike."""
+    totals = {name: Samples() for name in writers}
+    names = list(writers)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else reversed(names):
+            totals[name].add(await claim_loop(writers[name], batch, max(2, claims // rounds)))
+    return totals
 
 
-async def bench(url: str, args: argparse.Namespace) -> None:
-    engine = create_engine(url, pool_size=10)
+async def bench(empty_url: str, url: str, args: argparse.Namespace) -> None:
+    # Small pools: the PostgreSQL server may be shared (max_connections).
+    empty_engine, engine = create_engine(empty_url, pool_size=4), create_engine(url, pool_size=4)
     writer = SagaWriter(engine)
     try:
-        print(f"== empty database: {args.due} due sagas")
-        await load_due(engine, args.due)
-        await vacuum_analyze(engine)
-        empty = await claim_loop(writer, args.batch, args.claims)
-        print(empty.line("empty"))
-
         print(f"== loading {args.finished} finished sagas (6 events and a start key each)")
         load_s = await load_finished(engine, args.finished, args.chunk)
-        await load_due(engine, args.due)
+        for each in (empty_engine, engine):
+            await load_due(each, args.due)
         began = time.perf_counter()
         await vacuum_analyze(engine)
+        await vacuum_analyze(empty_engine)
         print(
             f"  load {load_s:.1f} s ({args.finished / load_s:.0f} sagas/s), "
             f"VACUUM ANALYZE {time.perf_counter() - began:.1f} s"
         )
         print(f"  sizes: {await sizes(engine)}")
-        loaded = await claim_loop(writer, args.batch, args.claims)
-        print(loaded.line(f"{args.finished} finished"))
+
         print(
-            f"  ratio loaded/empty: claim p50 {ratio(loaded.p50_ms, empty.p50_ms)}, "
-            f"p99 {ratio(loaded.p99_ms, empty.p99_ms)}, "
-            f"throughput {ratio(loaded.sagas_per_s, empty.sagas_per_s)}"
+            f"\n== claims: {args.due} due sagas, {args.batch} per claim, {args.rounds} "
+            "alternating rounds per database"
         )
+        found = await compare(
+            {"empty": SagaWriter(empty_engine), "history": writer},
+            args.batch,
+            args.claims,
+            args.rounds,
+        )
+        empty, loaded = found["empty"], found["history"]
+        print(empty.line("empty"))
+        print(loaded.line(f"{args.finished} finished"))
+        print(loaded.versus(empty, "history/empty"))
+
         print("\n== EXPLAIN (ANALYZE, BUFFERS) of the claim statement (rolled back)")
         print(await explain_claim(engine, writer, args.batch))
+        print("\n== EXPLAIN (ANALYZE, BUFFERS) of a prune batch's pick (rolled back)")
+        print(await explain_prune(engine, timedelta(days=45), args.prune_batch))
 
         print("\n== saga prune alone")
         pruned, events, took = await run_prune(url, "45d", args.prune_batch)
-        print(f"  {pruned / took:.0f} sagas/s ({events / took:.0f} events/s), wall {took:.1f} s")
+        print(f"  {pruned / took:.0f} sagas/s ({events / took:.0f} events/s)")
 
         print("\n== saga prune while the claimer runs")
+        before = await claim_loop(writer, args.batch, args.claims // 2)
+        print(before.line("before prune"))
         stop = asyncio.Event()
         claimer = asyncio.create_task(claim_loop(writer, args.batch, None, stop))
         await asyncio.sleep(1.0)  # the claimer is past its warm-up when the prune starts
         try:
             pruned, events, took = await run_prune(url, "30d", args.prune_batch)
+            # The prune proper: the process's last `took` seconds (not its start-up).
+            ended = time.monotonic()
         finally:
             stop.set()
-        during = await claimer
-        print(f"  {pruned / took:.0f} sagas/s ({events / took:.0f} events/s), wall {took:.1f} s")
+        during = (await claimer).within(ended - took, ended)
+        print(f"  {pruned / took:.0f} sagas/s ({events / took:.0f} events/s)")
+        if len(during.latencies) < 2:
+            raise RuntimeError("the prune was too short to measure claims during it")
         print(during.line("during prune"))
-        print(
-            f"  ratio during/before: claim p50 {ratio(during.p50_ms, loaded.p50_ms)}, "
-            f"p99 {ratio(during.p99_ms, loaded.p99_ms)}, "
-            f"throughput {ratio(during.sagas_per_s, loaded.sagas_per_s)}"
-        )
+        print(during.versus(before, "during/before"))
         print(f"  sagas left: {await count_sagas(engine)}")
     finally:
         await engine.dispose()
+        await empty_engine.dispose()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--finished", type=int, default=1_000_000, help="Finished sagas to load.")
     parser.add_argument("--due", type=int, default=2000, help="Running sagas in the queue.")
-    parser.add_argument("--claims", type=int, default=400, help="Claims measured per phase.")
+    parser.add_argument("--claims", type=int, default=600, help="Claims measured per database.")
+    parser.add_argument("--rounds", type=int, default=6, help="Alternations between databases.")
     parser.add_argument("--batch", type=int, default=50, help="Sagas per claim.")
     parser.add_argument("--chunk", type=int, default=50_000, help="Sagas per load transaction.")
     parser.add_argument("--prune-batch", type=int, default=1000, help="saga prune --batch-size.")
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:8]
-    with throwaway_database(f"bench_history_{tag}") as url:
-        migrate.upgrade(url)
-        asyncio.run(bench(url, args))
+    with (
+        throwaway_database(f"bench_empty_{tag}") as empty_url,
+        throwaway_database(f"bench_history_{tag}") as url,
+    ):
+        for each in (empty_url, url):
+            migrate.upgrade(each)
+        asyncio.run(bench(empty_url, url, args))
 
 
 if __name__ == "__main__":
