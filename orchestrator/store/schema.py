@@ -87,6 +87,15 @@ class SagaRow(Base):
         sa.Index("ix_sagas_created", "created_at", "id"),
         sa.Index("ix_sagas_status_created", "status", "created_at"),
         sa.Index("ix_sagas_definition_created", "definition_name", "created_at"),
+        # Retention: finished and parked sagas by age. Partial, so the writes of
+        # sagas in flight (``wake_at`` set) never touch it.
+        sa.Index(
+            "ix_sagas_resting",
+            "status",
+            "updated_at",
+            postgresql_where=sa.text("wake_at IS NULL"),
+            sqlite_where=sa.text("wake_at IS NULL"),
+        ),
     )
 
 
@@ -121,6 +130,9 @@ class StartKeyRow(Base):
         sa.Uuid(), sa.ForeignKey("sagas.id", ondelete="CASCADE")
     )
     created_at: Mapped[datetime]
+
+    # Deleting a saga cascades here by saga_id: without it, each one is a scan.
+    __table_args__ = (sa.Index("ix_saga_start_keys_saga", "saga_id"),)
 
 
 class FaultRuleRow(Base):
