@@ -3,8 +3,8 @@
 Off unless ``SAGA_OTEL_ENDPOINT`` names an OTLP/HTTP collector. Then every
 participant call becomes one CLIENT span whose trace id is the saga's and whose
 span id is the one sent in that call's ``traceparent``, so the participant's
-server span is its child. Off, nothing of OpenTelemetry is imported and a call
-costs one empty method call.
+server span is its child. Off, neither the OpenTelemetry SDK nor its exporter
+is imported and a call costs one empty method call.
 """
 
 from __future__ import annotations
