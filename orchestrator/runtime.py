@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orchestrator.callbacks import shared_secret
 from orchestrator.clock import utcnow
 from orchestrator.metrics import Metrics
+from orchestrator.otel import CallSpans, call_spans
 from orchestrator.settings import Settings
 from orchestrator.store.definitions import DefinitionStore
 from orchestrator.store.engine import create_engine
@@ -40,6 +41,7 @@ class Runtime:
     injector: FaultInjector | None
     routing: Routing
     client: ParticipantClient
+    spans: CallSpans = field(default_factory=CallSpans)
     worker: Worker | None = None
     public_url: str = "http://127.0.0.1:8000"
     callback_secret: str = ""
@@ -47,6 +49,7 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, *, with_worker: bool) -> Runtime:
+        spans = call_spans(settings)  # first: a missing extra stops the process before anything
         engine = create_engine(
             settings.database_url,
             pool_size=settings.database_pool_size,
@@ -78,6 +81,7 @@ class Runtime:
             injector=injector,
             routing=routing,
             client=client,
+            spans=spans,
             public_url=(settings.public_url or "http://127.0.0.1:8000").rstrip("/"),
         )
         if with_worker:
@@ -91,6 +95,7 @@ class Runtime:
                 poll_interval_s=settings.poll_interval_s,
                 claim_batch=settings.claim_batch,
                 hold_backoff_s=settings.hold_backoff_s,
+                spans=spans,
             )
         return runtime
 
@@ -148,4 +153,5 @@ class Runtime:
         if self._worker_task is not None:
             await asyncio.gather(self._worker_task, return_exceptions=True)
         await self.client.aclose()
+        await asyncio.to_thread(self.spans.shutdown)  # the last batch goes out over HTTP
         await self.engine.dispose()

@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(default=10.0, gt=0, le=600)
     #: A connection that has not sent a whole request head within this long is closed.
     head_timeout_s: float = Field(default=5.0, gt=0, le=300)
+    #: Base URL of an OTLP/HTTP collector (``http://host:4318``): each participant
+    #: call is exported as a span to ``<url>/v1/traces``. Unset (default): no export.
+    #: Needs the ``otel`` extra.
+    otel_endpoint: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -127,6 +131,13 @@ class Settings(BaseSettings):
             if origin != "*" and not origin.startswith(("http://", "https://")):
                 raise ValueError(f"{origin!r} is not an origin (http(s)://host[:port]) or '*'")
         return [o.rstrip("/") for o in value]
+
+    @field_validator("otel_endpoint")
+    @classmethod
+    def _check_otel_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/") if value else None
 
     def api_keys(self) -> list[str]:
         """The configured API keys (``api_key`` split on commas); empty: no authentication."""

@@ -16,6 +16,7 @@ import uvicorn
 
 from orchestrator import logs
 from orchestrator.api.server import server_options
+from orchestrator.otel import OtelNotInstalled
 from orchestrator.settings import DEFAULT_HOME, Settings
 from orchestrator.store import migrate
 
@@ -46,7 +47,10 @@ def serve(host: str, port: int, role: str, no_migrate: bool) -> None:
     _configure_logging(settings.log_level, settings.log_format)
     if not no_migrate:
         migrate.upgrade(settings.database_url)
-    app = create_app(settings, role=role)
+    try:
+        app = create_app(settings, role=role)
+    except OtelNotInstalled as exc:
+        raise click.ClickException(str(exc)) from None
     uvicorn.run(
         app,
         host=host,

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -38,6 +38,7 @@ from orchestrator.machine import (
     wake_at,
 )
 from orchestrator.metrics import Metrics
+from orchestrator.otel import CallSpans
 from orchestrator.store.sagas import HistoryEvent, Lease, SagaWriter, StoredSaga
 from orchestrator.tracing import traceparent
 from orchestrator.transport.client import CallRequest, ParticipantClient
@@ -61,6 +62,8 @@ class DriveContext:
     #: Where participants complete callback steps, and the key of their tokens.
     public_url: str = "http://127.0.0.1:8000"
     callback_secret: str = ""
+    #: Exports each call as a span (a no-op unless OpenTelemetry export is on).
+    spans: CallSpans = field(default_factory=CallSpans)
 
 
 def build_call(
@@ -199,25 +202,24 @@ class SagaDriver:
             build_call(self.ctx, self.definition, self.saga, state, self.plan, c) for c in calls
         ]
         results = await asyncio.gather(
-            *(self._call(r) if isinstance(r, CallRequest) else _done(r) for r in requests)
+            *(
+                self._call(c, r) if isinstance(r, CallRequest) else _done(r)
+                for c, r in zip(calls, requests, strict=True)
+            )
         )
         now = utcnow()
         events: list[Event] = []
         history: list[HistoryEvent] = []
         for command, result in zip(calls, results, strict=True):
             name = self.plan.steps[command.step].name
-            kind = result.kind
-            if (
-                kind is OutcomeKind.SUCCEEDED
-                and result.status == 202
-                and self.plan.steps[command.step].callback
-                and command.phase is Phase.ACTION
-            ):
-                kind = OutcomeKind.ACCEPTED  # the participant completes it later, by callback
-                result = replace(result, kind=kind)
             events.append(
                 CallOutcome(
-                    command.step, command.phase, command.attempt, kind, result.result, result.error
+                    command.step,
+                    command.phase,
+                    command.attempt,
+                    result.kind,
+                    result.result,
+                    result.error,
                 )
             )
             history.append(call_history(command, name, result, now))
@@ -257,8 +259,19 @@ class SagaDriver:
             },
         )
 
-    async def _call(self, request: CallRequest) -> CallResult:
-        return await self.ctx.client.call(request)
+    async def _call(self, command: CallCommand, request: CallRequest) -> CallResult:
+        """Make the call; its result with the outcome the saga records."""
+        result = await self.ctx.client.call(request)
+        if (
+            result.kind is OutcomeKind.SUCCEEDED
+            and result.status == 202
+            and self.plan.steps[command.step].callback
+            and command.phase is Phase.ACTION
+        ):
+            # The participant completes it later, by callback.
+            result = replace(result, kind=OutcomeKind.ACCEPTED)
+        self.ctx.spans.record(self.definition.name, request, result)
+        return result
 
     def _keep(self, state: SagaState, wake: datetime | None, now: datetime) -> bool:
         """Hold the saga (and its lease) while its next call is due soon."""

@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from orchestrator.clock import utcnow
 from orchestrator.definitions import SagaDefinition
 from orchestrator.metrics import Metrics
+from orchestrator.otel import CallSpans
 from orchestrator.store.definitions import DefinitionStore
 from orchestrator.store.sagas import Lease, SagaWriter, StoredSaga
 from orchestrator.transport.client import ParticipantClient
@@ -49,6 +50,7 @@ class Worker:
         claim_batch: int = 50,
         hold_backoff_s: float = 2.0,
         owner: str | None = None,
+        spans: CallSpans | None = None,
     ) -> None:
         self.writer = writer
         self.definitions = definitions
@@ -67,6 +69,7 @@ class Worker:
             lease_s=lease_s,
             hold_backoff_s=hold_backoff_s,
             stopping=self.stopping,
+            spans=spans or CallSpans(),
         )
         self._wake = asyncio.Event()
         self._held: dict[uuid.UUID, asyncio.Task[None]] = {}
