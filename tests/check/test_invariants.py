@@ -34,6 +34,7 @@ def test_a_correct_campaign_passes_every_invariant() -> None:
         "compensation_order",
         "no_action_after_compensation",
         "same_idempotency_key",
+        "callback_completed_once",
         "money_conserved",
         "stock_conserved",
         "orders_match_sagas",
