@@ -148,6 +148,13 @@ async def record(
     )
 
 
+async def result_of(conn: AsyncConnection, key: str) -> Any:
+    """The result the completion of ``key`` reports (None if nothing was owed)."""
+    query = sa.select(completions.c.body).where(completions.c.key == key)
+    body = (await conn.execute(query)).scalar()
+    return body.get("result") if isinstance(body, dict) else None
+
+
 async def listing(conn: AsyncConnection, saga_id: str | None = None) -> list[Completion]:
     """Every completion (optionally of one saga), oldest first."""
     query = sa.select(completions)

@@ -83,6 +83,8 @@ class ActionRecord:
     request: Any
     status_code: int
     response: Any
+    """The action's result: its answer's body or, for an action answered ``202``, the
+    result its completion reported."""
     applied_at: datetime
 
 

@@ -171,12 +171,16 @@ class EffectRunner:
                 f"which {spec.path} does not undo",
             )
             return await self._refuse(conn, key, spec.path, mismatch)
+        response = action.response
+        if action.status_code == 202 and self.completer is not None:
+            # Answered "accepted": what the action did is in the completion it owed.
+            response = await completions.result_of(conn, action_key.value)
         record = ActionRecord(
             action.key,
             action.endpoint,
             action.request,
             action.status_code or 0,
-            action.response,
+            response,
             action.applied_at,
         )
         effect = self._effect(conn, key, spec.path, body, request)
