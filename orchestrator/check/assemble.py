@@ -5,7 +5,8 @@ Sections, in order: ``verdict``/``violations``/``blind_spots``; ``run``
 chaos events); ``databases``; ``timings_s`` per phase; ``sagas`` (by final
 status, parked then repaired); ``client`` (requests the campaign had to
 retry, by cause); ``calls`` (from the sagas' histories); ``wire`` (what the
-relays saw); ``faults`` (fired per layer and mode, and as recorded);
+relays saw); ``callbacks`` (completions the services owed, by status);
+``faults`` (fired per layer and mode, and as recorded);
 ``chaos`` (each kill, zombie and crash with its figures); ``orchestrator``
 (the workers' own counters); ``tracebacks_in_logs``; ``invariants``.
 """
@@ -69,6 +70,9 @@ def assemble(
         "client": {"retries": dict(sorted(tally.retries.items()))},
         "calls": history,
         "wire": figures.wire_figures(collected.evidence.wire),
+        "callbacks": figures.callback_figures(
+            collected.evidence.completions, campaign.definitions.values()
+        ),
         "faults": {
             "rules": len(campaign.schedule.rules),
             "rule_probability": max((r.probability for r in campaign.schedule.rules), default=0),

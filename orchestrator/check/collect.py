@@ -3,9 +3,11 @@
 From the orchestrator's API: each saga (``GET /v1/sagas/{id}``), its history
 (``/events``) and the transport fault rules with how often each fired (stored
 in the database, so kills lose none of them). From each service: its ledger
-(``/_ledger``), its fault board (``/_faults``) and, for the example services,
-the business rows the money, stock and order invariants need. Nothing is read
-from the databases directly: what a person can look at is what is judged.
+(``/_ledger``), the completions it owed for callback steps (``/_callbacks``,
+absent from services without callback actions), its fault board
+(``/_faults``) and, for the example services, the business rows the money,
+stock and order invariants need. Nothing is read from the databases
+directly: what a person can look at is what is judged.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from typing import Any, TypeVar
 import httpx
 
 from orchestrator.check.business import BusinessSnapshot, Item, Movement, Order, Shipment
-from orchestrator.check.evidence import DefinitionInfo, Evidence, LedgerRow, SagaRecord, WireCall
+from orchestrator.check.evidence import (
+    CompletionRow,
+    DefinitionInfo,
+    Evidence,
+    LedgerRow,
+    SagaRecord,
+    WireCall,
+)
 from orchestrator.check.load import ApiClient
 from orchestrator.check.schedule import World
 
@@ -63,6 +72,14 @@ async def _get(http: httpx.AsyncClient, url: str) -> Any:
     raise AssertionError("unreachable")
 
 
+async def _completions(http: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
+    response = await http.get(f"{url}/_callbacks", timeout=60)
+    if response.status_code == 404:
+        return []  # this service never completes by callback
+    rows: list[dict[str, Any]] = await _get(http, f"{url}/_callbacks")
+    return rows
+
+
 async def collect(
     api: ApiClient,
     saga_ids: Iterable[str],
@@ -88,6 +105,10 @@ async def collect(
             name: tuple(LedgerRow.from_api(name, row) for row in await _get(http, f"{url}/_ledger"))
             for name, url in participants.items()
         }
+        owed = {
+            name: tuple(CompletionRow.from_api(name, row) for row in await _completions(http, url))
+            for name, url in participants.items()
+        }
         boards = {name: await _get(http, f"{url}/_faults") for name, url in participants.items()}
         business = await _business(http, participants, world) if world is not None else None
     evidence = Evidence(
@@ -96,6 +117,7 @@ async def collect(
         ledgers=ledgers,
         wire=tuple(wire),
         business=business,
+        completions=owed,
     )
     return Collected(evidence, histories, list(faults.get("items", [])), boards)
 

@@ -4,9 +4,12 @@ Built-in definitions, all against the example services:
 
 - ``order`` — the example services' own saga (:mod:`participants.order_saga`);
 - ``order_parallel`` — the same business with its first two steps in one
-  parallel group, so compensations of concurrent members are exercised too.
+  parallel group, so compensations of concurrent members are exercised too;
+- ``order_async`` — ``order_parallel`` with the shipment booked before the
+  pivot by a callback step: shipping answers ``202`` and completes the step
+  later, and a shipment whose saga compensates is cancelled.
 
-Both take ``{"account", "sku", "qty", "amount"}``, which is what the business
+All take ``{"account", "sku", "qty", "amount"}``, which is what the business
 invariants (:mod:`orchestrator.check.business`) reason about.
 """
 
@@ -31,9 +34,27 @@ def _order_parallel() -> dict[str, Any]:
     return built
 
 
+def _order_async() -> dict[str, Any]:
+    built = _order_parallel()
+    group, charge, create_shipment, *rest = built["steps"]
+    # Only a compensatable step may complete by callback (one that never calls back
+    # must be undoable), so the shipment is booked before the pivot.
+    create_shipment["kind"] = "compensatable"
+    create_shipment["compensation"] = {"path": "/shipments/cancel"}
+    create_shipment["completion"] = "callback"
+    create_shipment["retry"] = copy.deepcopy(charge["retry"])
+    # Also how long the 202 may wait for its completion; outrunning it is no
+    # fault (the step fails and the saga compensates) but proves less.
+    create_shipment["timeout_ms"] = 5000
+    built["name"] = "order_async"
+    built["steps"] = [group, create_shipment, charge, *rest]
+    return built
+
+
 DEFINITIONS: dict[str, dict[str, Any]] = {
     "order": copy.deepcopy(ORDER_DEFINITION),
     "order_parallel": _order_parallel(),
+    "order_async": _order_async(),
 }
 """Built-in definitions by name, in the API's JSON format."""
 

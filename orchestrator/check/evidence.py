@@ -40,6 +40,8 @@ class StepInfo:
     """Index of the stage (a plain step or a parallel group): compensations run in reverse."""
     action_path: str
     compensation_path: str | None
+    callback: bool = False
+    """Completed by a callback after the participant answered ``202``."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class DefinitionInfo:
                 stage=stage,
                 action_path=step.action.path,
                 compensation_path=step.compensation.path if step.compensation else None,
+                callback=step.completion == "callback",
             )
             for stage, members in enumerate(definition.stages())
             for step in members
@@ -139,6 +142,34 @@ class LedgerRow:
 
 
 @dataclass(frozen=True)
+class CompletionRow:
+    """A completion a participant owed for an action it answered ``202`` (``GET /_callbacks``)."""
+
+    participant: str
+    key: str
+    saga_id: str
+    step: str
+    status: str
+    """pending (still to be sent), delivered (2xx) or refused (a definite 4xx, e.g. 409)."""
+    http_status: int | None
+    tries: int
+
+    @classmethod
+    def from_api(cls, participant: str, row: Mapping[str, Any]) -> CompletionRow:
+        """Build from one element of ``GET /_callbacks``."""
+        status = row.get("http_status")
+        return cls(
+            participant=participant,
+            key=str(row["key"]),
+            saga_id=str(row["saga_id"]),
+            step=str(row["step"]),
+            status=str(row["status"]),
+            http_status=int(status) if status is not None else None,
+            tries=int(row.get("tries", 0)),
+        )
+
+
+@dataclass(frozen=True)
 class WireCall:
     """One request seen on the wire between a worker and a participant."""
 
@@ -213,6 +244,8 @@ class Evidence:
     wire: tuple[WireCall, ...] = ()
     #: The example services' business data, when the campaign ran against them.
     business: BusinessSnapshot | None = None
+    #: Participant name -> the completions it owed (services without callback actions: none).
+    completions: Mapping[str, tuple[CompletionRow, ...]] = field(default_factory=dict)
 
     def rows_by_call(self) -> dict[tuple[str, str, str], list[LedgerRow]]:
         """Ledger rows grouped by (saga id, step, phase), across participants."""

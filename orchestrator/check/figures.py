@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from orchestrator.check.evidence import WireCall
+from orchestrator.check.evidence import CompletionRow, DefinitionInfo, WireCall
 
 
 def history_figures(histories: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -104,4 +104,21 @@ def wire_figures(calls: Iterable[WireCall]) -> dict[str, Any]:
         "most_sends_of_one_key": max(keys.values(), default=0),
         "never_answered": unanswered,
         "answers_lost_by_the_worker": lost,
+    }
+
+
+def callback_figures(
+    completions: Mapping[str, Iterable[CompletionRow]], definitions: Iterable[DefinitionInfo]
+) -> dict[str, Any]:
+    """Completions the services owed for callback steps (``/_callbacks``), by status."""
+    rows = [row for owed in completions.values() for row in owed]
+    statuses = Counter(row.status for row in rows)
+    refused = Counter(str(row.http_status) for row in rows if row.status == "refused")
+    return {
+        "callback_steps": sum(1 for d in definitions for step in d.steps if step.callback),
+        "owed": len(rows),
+        "by_status": dict(sorted(statuses.items())),
+        "refused_by_status": dict(sorted(refused.items())),
+        "sent_more_than_once": sum(1 for row in rows if row.tries > 1),
+        "by_participant": dict(sorted(Counter(row.participant for row in rows).items())),
     }

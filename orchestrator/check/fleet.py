@@ -6,7 +6,9 @@
   never killed, but it rides through the database crash);
 - the workers: ``saga serve --role worker``, each reaching the services through
   its own relays of the :class:`~orchestrator.check.wire.WireTap`. These are
-  the processes the campaign kills, restarts and pauses.
+  the processes the campaign kills, restarts and pauses. They tell services
+  to complete callback steps at the API (``SAGA_PUBLIC_URL``); completions
+  go from the services to the API directly, not through the relays.
 
 Workers' counters are scraped every second and right before any harm, so a
 killed worker's last figures survive it (:class:`MetricsBook`).
@@ -85,7 +87,9 @@ class Fleet:
         self.early_exits = 0
         self._http = httpx.AsyncClient()
 
-    def _orchestrator_env(self, participants: dict[str, list[str]]) -> dict[str, str]:
+    def _orchestrator_env(
+        self, participants: dict[str, list[str]], public_url: str | None = None
+    ) -> dict[str, str]:
         settings = {
             "DATABASE_URL": self.orchestrator_url,
             "PARTICIPANTS": json.dumps(participants),
@@ -96,6 +100,8 @@ class Fleet:
             "DATABASE_POOL_SIZE": "5",
             "LOG_LEVEL": "WARNING",
         }
+        if public_url is not None:
+            settings["PUBLIC_URL"] = public_url
         return {**clean_environment(), **{f"SAGA_{k}": v for k, v in settings.items()}}
 
     @property
@@ -132,7 +138,8 @@ class Fleet:
                         "{port}",
                         "--no-migrate",
                     ],
-                    self._orchestrator_env(routes),
+                    # Callback steps are completed at the API, which is never killed.
+                    self._orchestrator_env(routes, public_url=self.api.url),
                     self.workdir,
                 )
             )

@@ -11,6 +11,10 @@ first, the action will be refused) or ``rejected``; a compensation key is
 ``applied``. A key's ``applied_at`` is when its answer was settled, inside the
 transaction that applied the effect, so compensations the orchestrator ran one
 after the other carry increasing times.
+
+A participant that answers a callback step ``202`` also lists, at
+``/_callbacks``, the completion it owed for it: ``pending``, ``delivered`` or
+``refused`` (a definite 4xx, such as 409 once the step stopped waiting).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from orchestrator.check.evidence import (
     ACTION,
     COMPENSATION,
     TERMINAL,
+    CompletionRow,
     Evidence,
     InvariantResult,
     LedgerRow,
@@ -245,12 +250,96 @@ def _wire_keys(evidence: Evidence, name: str) -> tuple[int, list[Violation]]:
     return len(keys), found
 
 
+def check_callbacks(evidence: Evidence, rows: Rows) -> InvariantResult:
+    """A callback step's ``202`` and its completion are one applied action.
+
+    Every completion a participant owed belongs to an action of a callback
+    step that took effect there, under the same key, and is owed once; every
+    completed saga's callback steps were completed by a delivered completion.
+    """
+    name = "callback_completed_once"
+    found: list[Violation] = []
+    checked = 0
+    by_key: dict[str, list[CompletionRow]] = defaultdict(list)
+    for owed in evidence.completions.values():
+        for completion in owed:
+            by_key[completion.key].append(completion)
+    for key, group in sorted(by_key.items()):
+        first = group[0]
+        saga = evidence.sagas.get(first.saga_id)
+        if saga is None:
+            continue  # judged by same_idempotency_key through the ledger row
+        checked += 1
+        if len(group) > 1:
+            owers = sorted(c.participant for c in group)
+            found.append(Violation(name, f"{key} owed {len(group)} completions ({owers})", saga.id))
+        info = evidence.definitions[saga.definition].step(first.step)
+        if info is None or not info.callback:
+            found.append(
+                Violation(
+                    name,
+                    f"completion owed for {first.step}, which does not complete by callback",
+                    saga.id,
+                    first.participant,
+                )
+            )
+        actions = [
+            r
+            for r in rows.get((saga.id, first.step, ACTION), [])
+            if r.key == key and r.participant == first.participant
+        ]
+        if [r.status in TOOK_EFFECT for r in actions] != [True]:
+            statuses = [r.status for r in actions]
+            found.append(
+                Violation(
+                    name,
+                    f"completion of {first.step} owed for an action whose ledger shows "
+                    f"{statuses or 'nothing'}",
+                    saga.id,
+                    first.participant,
+                )
+            )
+    completed_checked, completed_found = _completed_callbacks(evidence, by_key, name)
+    return InvariantResult(
+        name,
+        "callback steps: one completion per applied action, delivered for completed sagas",
+        checked + completed_checked,
+        (*found, *completed_found),
+    )
+
+
+def _completed_callbacks(
+    evidence: Evidence, by_key: dict[str, list[CompletionRow]], name: str
+) -> tuple[int, list[Violation]]:
+    checked, found = 0, []
+    for saga in evidence.sagas.values():
+        if saga.status != "completed":
+            continue
+        for step in evidence.definitions[saga.definition].steps:
+            if not step.callback:
+                continue
+            checked += 1
+            owed = by_key.get(f"{saga.id}:{step.name}:{ACTION}", [])
+            statuses = sorted(c.status for c in owed)
+            if statuses != ["delivered"]:
+                found.append(
+                    Violation(
+                        name,
+                        f"saga completed but the completions of {step.name} are {statuses}",
+                        saga.id,
+                        step.participant,
+                    )
+                )
+    return checked, found
+
+
 GENERIC: tuple[Callable[[Evidence, Rows], InvariantResult], ...] = (
     check_completed,
     check_compensated,
     check_reverse_order,
     check_no_action_after_compensation,
     check_same_key,
+    check_callbacks,
 )
 
 

@@ -20,7 +20,7 @@ SHOWN_PER_INVARIANT = 5
 
 def blind_spots(report: dict[str, Any]) -> list[str]:
     """What the campaign was asked to exercise and did not (each one fails it)."""
-    found = [*_fault_spots(report), *_chaos_spots(report)]
+    found = [*_fault_spots(report), *_chaos_spots(report), *_callback_spots(report)]
     if report["sagas"]["not_started"]:
         found.append(f"{report['sagas']['not_started']} sagas were never started (time limit)")
     return found
@@ -37,6 +37,13 @@ def _fault_spots(report: dict[str, Any]) -> list[str]:
         for layer, mode in requested
         if fired[layer].get(mode, 0) == 0
     ]
+
+
+def _callback_spots(report: dict[str, Any]) -> list[str]:
+    callbacks = report.get("callbacks") or {}
+    if callbacks.get("callback_steps") and not callbacks["by_status"].get("delivered"):
+        return ["callback steps ran but no completion was delivered"]
+    return []
 
 
 def _chaos_spots(report: dict[str, Any]) -> list[str]:
@@ -138,6 +145,19 @@ def _chaos_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _callback_lines(report: dict[str, Any]) -> list[str]:
+    callbacks = report.get("callbacks") or {}
+    if not callbacks.get("callback_steps") and not callbacks.get("owed"):
+        return []
+    statuses = " · ".join(f"{k} {v}" for k, v in callbacks["by_status"].items()) or "none"
+    refused = ", ".join(f"{k} x{v}" for k, v in callbacks["refused_by_status"].items())
+    return [
+        f"callbacks      {callbacks['owed']} completions owed: {statuses}"
+        + (f" (refused: {refused})" if refused else "")
+        + f"; {callbacks['sent_more_than_once']} sent more than once"
+    ]
+
+
 def render(report: dict[str, Any], report_path: Path | None = None) -> str:
     """The terminal summary of a report."""
     config, sagas, calls, wire = report["config"], report["sagas"], report["calls"], report["wire"]
@@ -157,6 +177,7 @@ def render(report: dict[str, Any], report_path: Path | None = None) -> str:
         f"calls          {calls['recorded_calls']} recorded attempts of {calls['distinct_calls']} "
         f"calls, {calls['calls_retried']} retried (up to {calls['most_attempts']} attempts); "
         f"wire {wire['requests']} requests, {wire['keys_sent_more_than_once']} keys sent again",
+        *_callback_lines(report),
         *_chaos_lines(report),
         *(["", _faults_table(report)] if report["config"]["fault_rate"] > 0 else []),
         "",

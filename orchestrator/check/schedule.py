@@ -212,14 +212,12 @@ def _rules(rng: random.Random, plan: Plan) -> tuple[FaultRule, ...]:
                 rules.append(FaultRule("service", mode, p, rng.randrange(2**31), participant))
                 continue
             # A refusal is only a fault a saga can take before its pivot: a retriable
-            # step refused for good parks the saga by design.
-            endpoints = sorted(
-                {
-                    s.action_path
-                    for s in steps
-                    if s.participant == participant and s.kind != "retriable"
-                }
-            )
+            # step refused for good parks the saga by design. Rules match endpoints,
+            # so one retriable in any definition is spared (order_async books the
+            # shipment before the pivot, order after it).
+            mine = [s for s in steps if s.participant == participant]
+            spared = {s.action_path for s in mine if s.kind == "retriable"}
+            endpoints = sorted({s.action_path for s in mine} - spared)
             for endpoint in endpoints:
                 rules.append(
                     FaultRule(

@@ -3,8 +3,9 @@
 The single place where a kit-built service is wired together: database,
 metrics, fault board, the idempotent endpoints declared on an
 :class:`~participants.kit.effects.EffectRouter`, the service's own routers, and
-the kit's endpoints (``/healthz``, ``/readyz``, ``/metrics``, ``/_ledger``, and
-with faults enabled ``/_faults`` and ``/_reset``).
+the kit's endpoints (``/healthz``, ``/readyz``, ``/metrics``, ``/_ledger``,
+``/_callbacks`` when an action completes by callback, and with faults enabled
+``/_faults`` and ``/_reset``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from participants.kit.callbacks import Completer, callbacks_router
 from participants.kit.database import Database
 from participants.kit.demo import DemoData, reset_router
 from participants.kit.effects import ActionSpec, CompensationSpec, EffectRouter
@@ -88,6 +90,7 @@ def create_participant_app(
     settings = settings or ParticipantSettings()
     db = Database.connect(resolve_database_url(service, settings), settings)
     kit = Kit(service, settings, db, KitMetrics(), FaultBoard(), alembic_ini)
+    completer = Completer(db, settings, kit.metrics) if effects.completes_by_callback else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -97,9 +100,13 @@ def create_participant_app(
                 "/_reset wipes its database. Never enable this in production. !!!",
                 service,
             )
+        if completer is not None:
+            completer.start()  # resumes what an earlier run still owed
         try:
             yield
         finally:
+            if completer is not None:
+                await completer.stop()
             await db.dispose()
 
     app = FastAPI(title=title or f"{service} (saga participant)", lifespan=lifespan)
@@ -107,7 +114,7 @@ def create_participant_app(
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=kit.metrics)
 
-    runner = EffectRunner(db, kit.metrics, kit.faults, settings.optimistic_attempts)
+    runner = EffectRunner(db, kit.metrics, kit.faults, settings.optimistic_attempts, completer)
     for action in effects.actions:
         _mount_action(app, runner, action)
     for compensation in effects.compensations:
@@ -117,10 +124,12 @@ def create_participant_app(
     app.include_router(_health_router(kit))
     app.include_router(metrics_router(kit.metrics))
     app.include_router(ledger_router(db))
+    if completer is not None:
+        app.include_router(callbacks_router(db))
     if settings.enable_faults:
         app.include_router(faults_router(kit.faults))
         if demo is not None:
-            app.include_router(reset_router(db, demo))
+            app.include_router(reset_router(db, demo, completions=completer is not None))
     return app
 
 

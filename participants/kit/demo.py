@@ -20,6 +20,7 @@ from fastapi import APIRouter
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from participants.kit import completions as owed
 from participants.kit import store
 from participants.kit.database import Database, create_engine
 from participants.kit.settings import ParticipantSettings, normalise_database_url
@@ -65,22 +66,25 @@ async def seed_database(database_url: str, demo: DemoData) -> None:
         await db.dispose()
 
 
-async def reset(db: Database, demo: DemoData) -> None:
-    """Empty the business tables and the kit's keys, then seed again, in one transaction."""
+async def reset(db: Database, demo: DemoData, *, completions: bool = False) -> None:
+    """Empty the business tables and the kit's keys (and owed completions, when the
+    service has them), then seed again, in one transaction."""
     async with db.transaction() as conn:
         await store.forget_all(conn)
+        if completions:
+            await owed.forget_all(conn)
         for table in reversed(demo.tables):
             await conn.execute(sa.delete(table))
         await demo.seed(conn)
 
 
-def reset_router(db: Database, demo: DemoData) -> APIRouter:
+def reset_router(db: Database, demo: DemoData, *, completions: bool = False) -> APIRouter:
     """``POST /_reset``: restore the seed (mounted only when faults are enabled)."""
     router = APIRouter(tags=["faults"])
 
     @router.post("/_reset")
     async def reset_demo_data() -> dict[str, bool]:
-        await reset(db, demo)
+        await reset(db, demo, completions=completions)
         logger.warning("demo data reset: every business row and idempotency key was replaced")
         return {"reset": True}
 

@@ -83,6 +83,8 @@ class ActionRecord:
     request: Any
     status_code: int
     response: Any
+    """The action's result: its answer's body or, for an action answered ``202``, the
+    result its completion reported."""
     applied_at: datetime
 
 
@@ -95,6 +97,8 @@ class ActionSpec:
     model: type[BaseModel]
     status_code: int
     summary: str | None
+    callback: bool = False
+    """May answer ``202`` and complete later (see :mod:`participants.kit.callbacks`)."""
 
 
 @dataclass(frozen=True)
@@ -115,16 +119,27 @@ class EffectRouter:
         self.compensations: list[CompensationSpec] = []
 
     def action(
-        self, path: str, *, status_code: int = 201, summary: str | None = None
+        self,
+        path: str,
+        *,
+        status_code: int = 201,
+        summary: str | None = None,
+        callback: bool = False,
     ) -> Callable[[ActionHandler[ModelT]], ActionHandler[ModelT]]:
         """Register ``POST path`` as an action; the handler's second parameter's
-        annotation (a pydantic model) validates the body."""
+        annotation (a pydantic model) validates the body.
+
+        With ``callback=True``, a call carrying the orchestrator's callback
+        headers is answered ``202`` and its result sent later as the step's
+        completion (see :mod:`participants.kit.callbacks`); other calls are
+        answered as usual.
+        """
         if not 200 <= status_code < 300:
             raise ValueError("an action answers with a 2xx status")
 
         def register(handler: ActionHandler[ModelT]) -> ActionHandler[ModelT]:
             model = _body_model(handler)
-            self.actions.append(ActionSpec(path, handler, model, status_code, summary))
+            self.actions.append(ActionSpec(path, handler, model, status_code, summary, callback))
             return handler
 
         return register
@@ -139,6 +154,11 @@ class EffectRouter:
             return handler
 
         return register
+
+    @property
+    def completes_by_callback(self) -> bool:
+        """Whether any action may answer ``202`` and owe a completion."""
+        return any(spec.callback for spec in self.actions)
 
     def paths(self) -> set[str]:
         """Every path registered here."""

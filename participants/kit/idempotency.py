@@ -16,6 +16,12 @@ the action refuse itself should it arrive later. If the action's key is taken
 the action came first: when it was applied the handler undoes it and the
 action's row becomes ``compensated``; a rejected action left nothing to undo.
 
+An action declared ``callback=True`` and called with the orchestrator's
+callback headers records the completion it owes in the same transaction and
+answers ``202``; that ``202`` is the stored answer its retries replay, and a
+retry bringing a newer attempt's token re-aims the owed completion at it (see
+:mod:`participants.kit.callbacks`).
+
 Nothing is stored for failures that are not a business "no" (bugs, database
 trouble, injected errors before commit): the transaction rolls back and the
 caller's retry, with the same key, starts afresh. Nor for a compensation's
@@ -35,7 +41,9 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from participants.kit import store
+from participants.kit import completions, store
+from participants.kit.callbacks import Completer, accepted_body, callback_target
+from participants.kit.completions import CallbackTarget
 from participants.kit.database import Database
 from participants.kit.effects import ActionRecord, ActionSpec, CompensationSpec, Effect, Result
 from participants.kit.errors import Rejected, error_body, error_response
@@ -77,17 +85,28 @@ class EffectRunner:
     metrics: KitMetrics
     faults: FaultBoard
     optimistic_attempts: int
+    completer: Completer | None = None
+    """Sends owed completions; set when the service has callback actions."""
 
     async def run_action(self, spec: ActionSpec, request: Request, payload: Any) -> JSONResponse:
         """Serve one call of an action endpoint (``payload``: the validated body)."""
+        target = callback_target(request.headers) if spec.callback else None
 
         async def work(conn: AsyncConnection, key: IdempotencyKey, body: Any) -> Answer:
             effect = self._effect(conn, key, spec.path, body, request)
             return await self._apply(
-                conn, key, spec.path, lambda: spec.handler(effect, payload), spec.status_code
+                conn,
+                key,
+                spec.path,
+                lambda: spec.handler(effect, payload),
+                spec.status_code,
+                target,
             )
 
-        return await self._run(spec.path, Phase.ACTION, request, work)
+        response = await self._run(spec.path, Phase.ACTION, request, work, target)
+        if target is not None and self.completer is not None:
+            self.completer.wake()  # committed or not: looking costs one query
+        return response
 
     async def run_compensation(self, spec: CompensationSpec, request: Request) -> JSONResponse:
         """Serve one call of a compensation endpoint."""
@@ -97,7 +116,14 @@ class EffectRunner:
 
         return await self._run(spec.path, Phase.COMPENSATION, request, work)
 
-    async def _run(self, endpoint: str, phase: Phase, request: Request, work: Work) -> JSONResponse:
+    async def _run(
+        self,
+        endpoint: str,
+        phase: Phase,
+        request: Request,
+        work: Work,
+        target: CallbackTarget | None = None,
+    ) -> JSONResponse:
         key = IdempotencyKey.parse(request.headers.get(IDEMPOTENCY_HEADER), phase)
         body = await _json_body(request)
         digest = fingerprint(body)
@@ -105,7 +131,7 @@ class EffectRunner:
             async with self.db.transaction() as conn:
                 claimed = await store.claim(conn, key, endpoint, request_hash=digest, request=body)
                 if not claimed:
-                    return await self._answer_taken(conn, key, endpoint, digest)
+                    return await self._answer_taken(conn, key, endpoint, digest, target)
                 # Drawn only for a call that will run: a replay or a refusal must not
                 # use up a rule's count without failing anything.
                 injection = self._draw_faults(endpoint, phase)
@@ -145,12 +171,16 @@ class EffectRunner:
                 f"which {spec.path} does not undo",
             )
             return await self._refuse(conn, key, spec.path, mismatch)
+        response = action.response
+        if action.status_code == 202 and self.completer is not None:
+            # Answered "accepted": what the action did is in the completion it owed.
+            response = await completions.result_of(conn, action_key.value)
         record = ActionRecord(
             action.key,
             action.endpoint,
             action.request,
             action.status_code or 0,
-            action.response,
+            response,
             action.applied_at,
         )
         effect = self._effect(conn, key, spec.path, body, request)
@@ -166,6 +196,7 @@ class EffectRunner:
         endpoint: str,
         call: Callable[[], Awaitable[Result]],
         status_code: int,
+        target: CallbackTarget | None = None,
     ) -> Answer:
         try:
             # A savepoint, so a handler that wrote and then refused leaves no trace.
@@ -175,6 +206,10 @@ class EffectRunner:
             return await self._refuse(conn, key, endpoint, refusal)
         self._count(endpoint, key.phase, "applied")
         answer = Answer(status_code, jsonable_encoder(result))
+        if target is not None:
+            completion = {"outcome": "succeeded", "result": answer.body}
+            await completions.owe(conn, key, target, completion)
+            answer = Answer(202, accepted_body(key.value))
         return await self._settle(conn, key, EffectStatus.APPLIED, answer)
 
     async def _refuse(
@@ -196,7 +231,12 @@ class EffectRunner:
         return await self._settle(conn, key, EffectStatus.APPLIED, answer)
 
     async def _answer_taken(
-        self, conn: AsyncConnection, key: IdempotencyKey, endpoint: str, digest: str
+        self,
+        conn: AsyncConnection,
+        key: IdempotencyKey,
+        endpoint: str,
+        digest: str,
+        target: CallbackTarget | None,
     ) -> JSONResponse:
         row = await store.load(conn, key.value)
         if row.status is EffectStatus.TOMBSTONE:
@@ -220,6 +260,9 @@ class EffectRunner:
         if row.status_code is None:
             # Cannot happen: a key's claim and its answer share one commit.
             raise RuntimeError(f"{key.value} is taken but has no answer")
+        if target is not None and row.status is EffectStatus.APPLIED and row.status_code == 202:
+            # The orchestrator accepts only the current attempt's completion.
+            await completions.refresh(conn, key.value, target)
         self.metrics.replays.labels(endpoint).inc()
         self._count(endpoint, key.phase, "replayed")
         return JSONResponse(row.response, row.status_code, headers={REPLAY_HEADER: "true"})

@@ -68,6 +68,14 @@ class KitMetrics:
             registry=self.registry,
         )
 
+        self.completions = Counter(
+            "participant_callback_completions",
+            "Completions sent to the orchestrator, by outcome (delivered, refused, "
+            "retry_status, retry_network).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
     def conflict_counter(self, table: str) -> Callable[[], None]:
         """A no-argument callback counting version conflicts on ``table``."""
         return self.version_conflicts.labels(table=table).inc

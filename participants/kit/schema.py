@@ -6,9 +6,15 @@ what became of the effect. Its primary key is the idempotency key, which is
 what makes a duplicate wait for (PostgreSQL) or queue behind (SQLite) the
 first call and then find its answer.
 
-Schema changes to this table ship as new, additive helpers
-(``create_kit_tables`` is frozen as version 1), so a migration written today
-keeps producing the same schema tomorrow.
+``participant_completions`` holds one row per action answered ``202``: the
+completion the service still owes the orchestrator (or has delivered). It is
+only needed by services that declare callback actions, so it lives in its own
+:data:`completion_metadata` and has its own helper,
+:func:`create_completion_tables`, which such a service calls from a migration.
+
+Schema changes to these tables ship as new, additive helpers
+(``create_kit_tables`` and ``create_completion_tables`` are frozen as version
+1), so a migration written today keeps producing the same schema tomorrow.
 """
 
 from __future__ import annotations
@@ -125,3 +131,71 @@ def _v1_columns() -> list[Any]:
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     ]
+
+
+class CompletionStatus(StrEnum):
+    """Where a completion owed to the orchestrator stands (``/_callbacks``' ``status``)."""
+
+    PENDING = "pending"  # to be sent (again) at ``next_at``
+    DELIVERED = "delivered"  # the orchestrator answered 2xx
+    REFUSED = "refused"  # a definite 4xx (409: too late, or already completed otherwise)
+
+
+completion_metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+"""Metadata of ``participant_completions``; a service that has it copies the table
+into its own metadata (``completions.to_metadata(metadata)``) so that its
+migrations and its schema checks see it."""
+
+completions = sa.Table(
+    "participant_completions",
+    completion_metadata,
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("saga_id", sa.String(100), nullable=False),
+    sa.Column("step", sa.String(200), nullable=False),
+    sa.Column("callback_url", sa.String(2000), nullable=False),
+    sa.Column("token", sa.String(128), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=True),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("tries", sa.Integer, nullable=False),
+    sa.Column("next_at", UtcDateTime, nullable=False),
+    sa.Column("http_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("ix_participant_completions_status_next_at", "status", "next_at"),
+)
+
+
+def create_completion_tables(op: Operations) -> None:
+    """Create ``participant_completions`` (version 1); call from a migration of a service
+    that declares callback actions."""
+    op.create_table(
+        "participant_completions",
+        sa.Column("key", sa.String(400), nullable=False),
+        sa.Column("saga_id", sa.String(100), nullable=False),
+        sa.Column("step", sa.String(200), nullable=False),
+        sa.Column("callback_url", sa.String(2000), nullable=False),
+        sa.Column("token", sa.String(128), nullable=False),
+        sa.Column("attempt", sa.Integer, nullable=True),
+        sa.Column("body", sa.JSON, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("tries", sa.Integer, nullable=False),
+        sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("http_status", sa.Integer, nullable=True),
+        sa.Column("last_error", sa.String(500), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name="pk_participant_completions"),
+    )
+    op.create_index(
+        "ix_participant_completions_status_next_at",
+        "participant_completions",
+        ["status", "next_at"],
+    )
+
+
+def drop_completion_tables(op: Operations) -> None:
+    """Undo :func:`create_completion_tables`."""
+    op.drop_index("ix_participant_completions_status_next_at", table_name="participant_completions")
+    op.drop_table("participant_completions")

@@ -56,6 +56,23 @@ class ParticipantSettings(BaseSettings):
         description="Attempts of an optimistic update before the request answers 503.",
     )
 
+    callback_timeout_ms: int = Field(
+        default=5_000,
+        gt=0,
+        description="How long one completion sent to the orchestrator may take.",
+    )
+    callback_backoff_ms: int = Field(
+        default=100, gt=0, description="Wait before the first resend of a completion."
+    )
+    callback_max_backoff_ms: int = Field(
+        default=2_000, gt=0, description="Longest wait between resends of a completion."
+    )
+    callback_poll_ms: int = Field(
+        default=1_000,
+        gt=0,
+        description="How often pending completions are looked for when nothing wakes the sender.",
+    )
+
     def __repr_args__(self) -> Any:
         # Settings end up in logs and tracebacks: never with the database password.
         for name, value in super().__repr_args__():

@@ -3,7 +3,11 @@
 Endpoints for sagas: ``POST /shipments`` (action; it refuses nothing a saga can
 send, as steps after the pivot must eventually succeed) and
 ``POST /shipments/cancel`` (its compensation, for sagas that place shipping
-before their pivot). Read endpoints are in :mod:`participants.shipping.queries`.
+before their pivot). A call of ``POST /shipments`` that carries the
+orchestrator's callback headers (a step with ``"completion": "callback"``) is
+answered ``202`` and the shipment reported later, as a carrier booking would
+be (see :mod:`participants.kit.callbacks`). Read endpoints are in
+:mod:`participants.shipping.queries`.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ class CreateShipment(BaseModel):
     address: str | None = Field(default=None, max_length=500)
 
 
-@effects.action("/shipments", summary="Create a shipment")
+@effects.action("/shipments", summary="Create a shipment", callback=True)
 async def create_shipment(effect: Effect, body: CreateShipment) -> dict[str, Any]:
     """Create the shipment and hand out its tracking number."""
     shipment_id = str(uuid.uuid4())

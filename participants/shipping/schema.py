@@ -1,10 +1,15 @@
-"""Tables of the shipping service: one shipment per order, ``created`` or ``cancelled``."""
+"""Tables of the shipping service: one shipment per order, ``created`` or ``cancelled``.
+
+Shipping creates shipments by callback when asked to, so its database also
+holds the kit's ``participant_completions`` (copied into this metadata, so its
+migrations and schema checks see it).
+"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from participants.kit import NAMING_CONVENTION, UtcDateTime
+from participants.kit import NAMING_CONVENTION, UtcDateTime, kit_completions
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -28,3 +33,5 @@ shipments = sa.Table(
     sa.Index(None, "saga_id"),
     info={"entity": "shipment"},
 )
+
+completions = kit_completions.to_metadata(metadata)

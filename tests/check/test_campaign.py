@@ -189,3 +189,38 @@ async def test_violations_planted_in_real_services_are_caught(tmp_path: Path) ->
         (late,) = failed["no_action_after_compensation"].violations
         assert late.saga_id == victim
         assert "after its compensation" in late.message
+
+
+async def test_a_parallel_group_and_a_callback_step_under_faults_and_kills(
+    tmp_path: Path,
+) -> None:
+    config = CampaignConfig(
+        sagas=60,
+        concurrency=10,
+        fault_rate=0.2,
+        workers=2,
+        kills=1,
+        zombies=0,
+        definitions=("order_async",),
+        seed=11,
+        time_limit_s=150,
+        workdir=tmp_path / "async",
+        progress=False,
+    )
+    log = io.StringIO()
+    report = await run_campaign(config, log)
+    summary = render(report)
+    print(summary)
+    assert report["verdict"] == "pass", summary + "\n" + log.getvalue()[-3000:]
+    assert report["violations"] == 0
+    assert report["sagas"]["by_status"].keys() <= {"completed", "compensated"}
+    assert len(report["chaos"]["kills"]) == 1
+    assert set(report["faults"]["fired"]["service"]) == set(SERVICE_MODES)
+    callbacks = report["callbacks"]
+    # Every completed saga booked its shipment by a completion the service delivered.
+    completed = report["sagas"]["by_status"].get("completed", 0)
+    assert completed > 0
+    assert callbacks["by_participant"] == {"shipping": callbacks["owed"]}
+    assert callbacks["by_status"].get("delivered", 0) >= completed
+    checked = {i["name"]: i["checked"] for i in report["invariants"]}
+    assert checked["callback_completed_once"] >= callbacks["owed"] + completed

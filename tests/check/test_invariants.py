@@ -7,8 +7,17 @@ from dataclasses import replace
 import pytest
 
 from orchestrator.check.business import BusinessSnapshot, Item, Movement, Order
-from orchestrator.check.evidence import Evidence, InvariantResult, WireCall
-from orchestrator.check.invariants import verify
+from orchestrator.check.config import definition
+from orchestrator.check.evidence import (
+    CompletionRow,
+    DefinitionInfo,
+    Evidence,
+    InvariantResult,
+    LedgerRow,
+    SagaRecord,
+    WireCall,
+)
+from orchestrator.check.invariants import check_callbacks, verify
 from tests.check.builders import (
     ORDER,
     at,
@@ -19,6 +28,8 @@ from tests.check.builders import (
     row,
     saga,
 )
+
+ASYNC = DefinitionInfo.from_json(definition("order_async"))
 
 
 def failing(ev: Evidence) -> dict[str, InvariantResult]:
@@ -34,6 +45,7 @@ def test_a_correct_campaign_passes_every_invariant() -> None:
         "compensation_order",
         "no_action_after_compensation",
         "same_idempotency_key",
+        "callback_completed_once",
         "money_conserved",
         "stock_conserved",
         "orders_match_sagas",
@@ -243,3 +255,58 @@ def test_an_empty_snapshot_is_not_a_pass_for_seeded_accounts() -> None:
     empty = BusinessSnapshot(opening_balances={"acct-000": 100}, initial_stock={}, balances={})
     found = failing(evidence(business=empty))
     assert "missing" in found["money_conserved"].violations[0].message
+
+
+def _async_evidence(*completions: CompletionRow, shipped: str = "applied") -> Evidence:
+    done = [
+        replace(row("s-async", s.name, "action", "applied", n), participant=s.participant)
+        for n, s in enumerate(ASYNC.steps)
+    ]
+    undone = [
+        replace(row("s-undone", "create_shipment", "action", shipped, 1), participant="shipping"),
+        replace(
+            row("s-undone", "create_shipment", "compensation", "applied", 2),
+            participant="shipping",
+        ),
+    ]
+    ledgers: dict[str, list[LedgerRow]] = {}
+    for r in [*done, *undone]:
+        ledgers.setdefault(r.participant, []).append(r)
+    succeeded = {s.name: "succeeded" for s in ASYNC.steps}
+    return Evidence(
+        definitions={"order_async": ASYNC},
+        sagas={
+            "s-async": SagaRecord("s-async", "order_async", "completed", {}, succeeded),
+            "s-undone": SagaRecord("s-undone", "order_async", "compensated", {}, {}),
+        },
+        ledgers={k: tuple(v) for k, v in ledgers.items()},
+        completions={"shipping": completions},
+    )
+
+
+def _owed(saga_id: str, status: str, step: str = "create_shipment") -> CompletionRow:
+    return CompletionRow("shipping", f"{saga_id}:{step}:action", saga_id, step, status, 200, 1)
+
+
+def test_callback_completions_are_one_applied_action() -> None:
+    evidence = _async_evidence(
+        _owed("s-async", "delivered"), replace(_owed("s-undone", "refused"), http_status=409)
+    )
+    clean = check_callbacks(evidence, evidence.rows_by_call())
+    assert clean.ok, clean.violations
+    assert clean.checked == 3
+
+    planted = _async_evidence(
+        _owed("s-async", "pending"),  # the saga completed: its completion was delivered
+        _owed("s-undone", "delivered"),
+        _owed("s-async", "delivered", step="charge"),  # not a callback step
+        shipped="rejected",  # a completion owed for an effect that never happened
+    )
+    found = check_callbacks(planted, planted.rows_by_call())
+    messages = sorted(v.message for v in found.violations)
+    assert len(messages) == 4, messages
+    assert "saga completed but the completions of create_shipment are ['pending']" in messages
+    assert any("charge, which does not complete by callback" in m for m in messages)
+    # Shipping owes a completion for the charge, which payments applied, not shipping.
+    assert "completion of charge owed for an action whose ledger shows nothing" in messages
+    assert any("whose ledger shows ['rejected']" in m for m in messages)

@@ -66,10 +66,22 @@ def test_every_requested_mode_has_a_rule_everywhere() -> None:
     steps = [s for d in DEFS.values() for s in d.steps]
     for participant in {s.participant for s in steps}:
         modes = {r.mode for r in schedule.rules if r.participant == participant}
-        # Only steps a saga may be refused at get refusals (shipping's is retriable).
-        refusable = any(s.participant == participant and s.kind != "retriable" for s in steps)
+        # Only endpoints a saga may be refused at in every definition get refusals
+        # (shipping's /shipments is retriable in order, compensatable in order_async).
+        mine = [s for s in steps if s.participant == participant]
+        spared = {s.action_path for s in mine if s.kind == "retriable"}
+        refusable = bool({s.action_path for s in mine} - spared)
         expected = set(SERVICE_MODES) if refusable else set(SERVICE_MODES) - {"reject"}
         assert modes == expected, participant
+
+
+def test_a_step_booked_before_the_pivot_in_its_only_definition_may_be_refused() -> None:
+    only_async = {"order_async": DEFS["order_async"]}
+    rules = build_schedule(replace(PLAN, definitions=only_async)).rules
+    assert any(
+        r.mode == "reject" and (r.participant, r.endpoint) == ("shipping", "/shipments")
+        for r in rules
+    )
 
 
 def test_refusals_only_hit_actions_before_the_pivot_or_the_pivot() -> None:
