@@ -5,7 +5,7 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY orchestrator ./orchestrator
 COPY participants ./participants
 COPY migrations ./migrations
-RUN pip install --no-cache-dir -e .
+RUN pip install --no-cache-dir -e ".[otel]"
 USER nobody
 EXPOSE 8000
 CMD ["saga", "serve", "--host", "0.0.0.0", "--port", "8000"]

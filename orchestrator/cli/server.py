@@ -142,7 +142,10 @@ def up(host: str, port: int, base_port: int | None) -> None:
             f"port(s) {', '.join(map(str, busy))} on {host} are in use; "
             "stop what holds them or pick others with --base-port"
         )
-    asyncio.run(_run_up(settings, host, port, ports))
+    try:
+        asyncio.run(_run_up(settings, host, port, ports))
+    except OtelNotInstalled as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 async def _run_up(settings: Settings, host: str, port: int, ports: dict[str, int]) -> None:
