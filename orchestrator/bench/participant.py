@@ -2,7 +2,7 @@
 
 Each call inserts its idempotency key (a repeated key answers the stored
 answer) and updates a versioned row, like a real kit-built participant but with
-nothing else in the way. Run: ``python benchmarks/participant.py DSN PORT``.
+nothing else in the way. Run: ``python -m orchestrator.bench.participant DSN PORT``.
 """
 
 from __future__ import annotations
