@@ -22,6 +22,9 @@ class Ended:
 
     completed: bool
     latency_s: float
+    #: From the start to the moment the client saw the end, when that differs from
+    #: ``latency_s`` (an end time read from the saga's row): an upper bound of it.
+    seen_s: float | None = None
 
 
 RunOne = Callable[[], Awaitable[Ended]]
@@ -35,6 +38,7 @@ class LoadResult:
     completed: int
     elapsed_s: float
     latencies_s: list[float]
+    seen_s: list[float]
 
     @property
     def sagas_per_s(self) -> float:
@@ -42,14 +46,19 @@ class LoadResult:
         return self.sagas / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def percentile_ms(self, fraction: float) -> float:
-        """Nearest-rank percentile of the saga latencies, in milliseconds."""
-        ordered = sorted(self.latencies_s)
-        if not ordered:
-            return 0.0
-        if fraction == 0.5:
-            return statistics.median(ordered) * 1000
-        rank = max(1, math.ceil(fraction * len(ordered)))
-        return ordered[rank - 1] * 1000
+        """Nearest-rank percentile (the median for 0.5) of the saga latencies, in ms."""
+        return percentile_ms(self.latencies_s, fraction)
+
+
+def percentile_ms(values_s: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (the median for 0.5) of ``values_s``, in milliseconds."""
+    ordered = sorted(values_s)
+    if not ordered:
+        return 0.0
+    if fraction == 0.5:
+        return statistics.median(ordered) * 1000
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1] * 1000
 
 
 async def keep_in_flight(run_one: RunOne, total: int, in_flight: int) -> LoadResult:
@@ -71,4 +80,5 @@ async def keep_in_flight(run_one: RunOne, total: int, in_flight: int) -> LoadRes
         completed=sum(1 for e in ended if e.completed),
         elapsed_s=elapsed,
         latencies_s=[e.latency_s for e in ended],
+        seen_s=[e.seen_s for e in ended if e.seen_s is not None],
     )

@@ -7,7 +7,7 @@ import statistics
 from typing import Any
 
 from orchestrator.bench import pg, procstat
-from orchestrator.bench.load import keep_in_flight
+from orchestrator.bench.load import keep_in_flight, percentile_ms
 from orchestrator.bench.modes import Mode
 
 
@@ -46,6 +46,8 @@ async def measure(mode: Mode, dbs: pg.Databases, *, sagas: int, in_flight: int) 
         "sagas_per_s": round(load.sagas_per_s, 2),
         "p50_ms": round(load.percentile_ms(0.5), 2),
         "p99_ms": round(load.percentile_ms(0.99), 2),
+        "seen_p50_ms": round(percentile_ms(load.seen_s, 0.5), 2) if load.seen_s else None,
+        "seen_p99_ms": round(percentile_ms(load.seen_s, 0.99), 2) if load.seen_s else None,
         "state_db_commits_per_saga": None if state is None else round(state / n, 3),
         "participant_db_commits_per_saga": round(participant / n, 3),
         "own_commits_per_saga": (

@@ -106,13 +106,15 @@ class EndWatcher:
     by PostgreSQL as a rollback, not a commit). A saga's end time is its
     row's ``updated_at``, written by the orchestrator from the same system
     clock as the client's start time, so the poll's period delays the next
-    start but not the measured latency.
+    start but not the measured latency. That end time is taken just before
+    the final write, so it leaves out that write's commit; the time of the
+    poll that saw the end is kept too, as an upper bound.
     """
 
     def __init__(self, dsn: str, poll_s: float) -> None:
         self._dsn = dsn
         self._poll_s = poll_s
-        self._pending: dict[str, asyncio.Future[tuple[str, float]]] = {}
+        self._pending: dict[str, asyncio.Future[tuple[str, float, float]]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
@@ -130,9 +132,12 @@ class EndWatcher:
         if self._conn is not None:
             await self._conn.close()
 
-    async def wait(self, saga_id: str) -> tuple[str, float]:
-        """The saga's status and end time (epoch seconds) once it is at rest."""
-        future: asyncio.Future[tuple[str, float]] = asyncio.get_running_loop().create_future()
+    async def wait(self, saga_id: str) -> tuple[str, float, float]:
+        """Once the saga is at rest: its status, its row's end time and when it was seen
+        (epoch seconds)."""
+        future: asyncio.Future[tuple[str, float, float]] = (
+            asyncio.get_running_loop().create_future()
+        )
         self._pending[saga_id] = future
         self._wake.set()
         return await future
@@ -155,10 +160,11 @@ class EndWatcher:
                 )
             finally:
                 await transaction.rollback()
+            seen = time.time()
             for saga_id, status, ended_at in rows:
                 future = self._pending.pop(saga_id)
                 if not future.done():
-                    future.set_result((status, ended_at))
+                    future.set_result((status, ended_at, seen))
 
 
 class Orchestrator:
@@ -213,8 +219,8 @@ async def start_and_watch(http: httpx.AsyncClient | None, watcher: EndWatcher) -
     began = time.time()
     response = await http.post("/v1/sagas", json={"definition": "bench", "input": {}})
     response.raise_for_status()
-    status, ended_at = await watcher.wait(response.json()["id"])
-    return Ended(status == SagaStatus.COMPLETED, ended_at - began)
+    status, ended_at, seen = await watcher.wait(response.json()["id"])
+    return Ended(status == SagaStatus.COMPLETED, ended_at - began, seen - began)
 
 
 async def own_commits(http: httpx.AsyncClient, process: ManagedProcess) -> float:

@@ -2,9 +2,11 @@
 
 Commits are read from ``pg_stat_database.xact_commit``: every transaction the
 server committed in a database, whoever ran it (read-only ones included, so
-an empty claim poll counts). A backend reports its counters at most once a
-second and when it goes idle, so a reading is taken :data:`STATS_SETTLE_S`
-after the load stopped.
+an empty claim poll counts). A backend reports its counters when a
+transaction ends at least a second after its previous report; one that goes
+idle sooner keeps them up to ten seconds (PostgreSQL's idle statistics
+interval), so every reading is taken :data:`STATS_SETTLE_S` after the load
+before it stopped.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from sqlalchemy.engine import make_url
 
 from orchestrator.check.databases import local_postgres_url
 
-#: Long enough for every backend to have reported its counters (PostgreSQL
-#: flushes a backend's pending statistics at most once a second).
-STATS_SETTLE_S = 1.5
+#: Long enough for every idle backend to have reported its counters
+#: (PGSTAT_IDLE_INTERVAL is 10 s in PostgreSQL 15 to 17).
+STATS_SETTLE_S = 11.0
 
 
 def plain_dsn(url: str) -> str:
