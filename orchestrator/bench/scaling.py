@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from orchestrator.bench import services
-from orchestrator.bench.load import keep_in_flight
+from orchestrator.bench.load import Ended, keep_in_flight
 from orchestrator.bench.measure import warmup_count
 from orchestrator.bench.modes import EndWatcher, http_client, start_and_watch
 from orchestrator.check.processes import ManagedProcess
@@ -53,7 +53,7 @@ async def measure_workers(
         await watcher.open()
         async with http_client(api.url, in_flight) as http:
 
-            async def run_one() -> Any:
+            async def run_one() -> Ended:
                 return await start_and_watch(http, watcher)
 
             await keep_in_flight(run_one, warmup_count(sagas), in_flight)
