@@ -20,13 +20,18 @@ from dbos import DBOS
 from fastapi import FastAPI
 from fastapi.responses import Response
 
+from orchestrator.bench.modes import PARTICIPANT_CONNECTIONS
+
 
 def create_app(system_dsn: str, participant_url: str) -> FastAPI:
     """The service: DBOS launched on ``system_dsn`` for the app's lifetime."""
     http = httpx.AsyncClient(
         base_url=participant_url,
         timeout=30,
-        limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        limits=httpx.Limits(
+            max_connections=PARTICIPANT_CONNECTIONS,
+            max_keepalive_connections=PARTICIPANT_CONNECTIONS,
+        ),
     )
 
     async def call(n: int, key: str) -> None:

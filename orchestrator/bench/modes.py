@@ -26,15 +26,21 @@ from orchestrator.bench import services
 from orchestrator.bench.load import Ended
 from orchestrator.check.processes import ManagedProcess, parse_metrics
 from orchestrator.machine.state import FINAL_STATUSES, SagaStatus
+from orchestrator.settings import Settings
 
 MODES = ("plain", "orchestrator", "dbos")
 
 _AT_REST = sorted({*FINAL_STATUSES, SagaStatus.FAILED})
 
+#: Keep-alive connections to the participant, as the orchestrator keeps by default: more
+#: lets every saga in flight wait at the participant's database pool at once, which
+#: costs both processes more CPU per call than it saves in queueing.
+PARTICIPANT_CONNECTIONS: int = Settings.model_fields["http_connections_per_participant"].default
 
-def http_client(base_url: str, in_flight: int) -> httpx.AsyncClient:
-    """A client with a keep-alive connection for each saga in flight."""
-    size = max(in_flight, 16)
+
+def http_client(base_url: str, connections: int) -> httpx.AsyncClient:
+    """A client keeping up to ``connections`` keep-alive connections."""
+    size = connections
     limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
     return httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits)
 
@@ -70,13 +76,12 @@ class Plain:
     state_database: str | None = None
     driver_pid: int | None = None
 
-    def __init__(self, participant_url: str, in_flight: int = 64) -> None:
+    def __init__(self, participant_url: str) -> None:
         self._participant_url = participant_url
-        self._in_flight = in_flight
         self._http: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
-        self._http = http_client(self._participant_url, self._in_flight)
+        self._http = http_client(self._participant_url, PARTICIPANT_CONNECTIONS)
 
     async def stop(self) -> None:
         if self._http is not None:

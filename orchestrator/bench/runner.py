@@ -146,7 +146,7 @@ async def _compare(
     built: dict[str, Mode] = {}
     for name in modes:
         if name == "plain":
-            built[name] = Plain(participant_url, lanes)
+            built[name] = Plain(participant_url)
         elif name == "orchestrator":
             dsn = dbs.dsn(dbs.orchestrator)
             built[name] = Orchestrator(
