@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli import check, client, retention, server, top
+from orchestrator.cli import bench, check, client, retention, server, top
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -12,7 +12,14 @@ def main() -> None:
     """saga-orchestrator: durable sagas across microservices."""
 
 
-for command in (*server.COMMANDS, *client.COMMANDS, top.top, check.check, retention.prune):
+for command in (
+    *server.COMMANDS,
+    *client.COMMANDS,
+    top.top,
+    check.check,
+    retention.prune,
+    *bench.COMMANDS,
+):
     main.add_command(command)
 
 __all__ = ["main"]
