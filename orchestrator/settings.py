@@ -80,7 +80,8 @@ class Settings(BaseSettings):
     max_input_bytes: int = Field(default=262_144, ge=1024)
     #: How deeply a JSON body may nest (objects and arrays).
     max_json_depth: int = Field(default=32, ge=4, le=256)
-    database_pool_size: int = Field(default=10, ge=1)
+    #: Connections each process keeps to the database (a worker holds one more to LISTEN).
+    database_pool_size: int = Field(default=20, ge=1)
     log_level: str = "INFO"
     #: ``json`` (one object per line) or ``text``.
     log_format: Literal["json", "text"] = "json"

@@ -14,25 +14,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 import uvicorn
 from dbos import DBOS
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from orchestrator.bench.modes import PARTICIPANT_CONNECTIONS
+from orchestrator.bench.modes import PARTICIPANT_CONNECTIONS, http_client
 
 
 def create_app(system_dsn: str, participant_url: str) -> FastAPI:
     """The service: DBOS launched on ``system_dsn`` for the app's lifetime."""
-    http = httpx.AsyncClient(
-        base_url=participant_url,
-        timeout=30,
-        limits=httpx.Limits(
-            max_connections=PARTICIPANT_CONNECTIONS,
-            max_keepalive_connections=PARTICIPANT_CONNECTIONS,
-        ),
-    )
+    http = http_client(participant_url, PARTICIPANT_CONNECTIONS)
 
     async def call(n: int, key: str) -> None:
         response = await http.post(f"/step/{n}", headers={"Idempotency-Key": f"{key}:{n}"})

@@ -27,22 +27,24 @@ from orchestrator.bench.load import Ended
 from orchestrator.check.processes import ManagedProcess, parse_metrics
 from orchestrator.machine.state import FINAL_STATUSES, SagaStatus
 from orchestrator.settings import Settings
+from orchestrator.transport.pool import StackPoolTransport
 
 MODES = ("plain", "orchestrator", "dbos")
 
 _AT_REST = sorted({*FINAL_STATUSES, SagaStatus.FAILED})
 
-#: Keep-alive connections to the participant, as the orchestrator keeps by default: more
-#: lets every saga in flight wait at the participant's database pool at once, which
-#: costs both processes more CPU per call than it saves in queueing.
+#: Connections to the participant, as the orchestrator keeps by default.
 PARTICIPANT_CONNECTIONS: int = Settings.model_fields["http_connections_per_participant"].default
 
 
 def http_client(base_url: str, connections: int) -> httpx.AsyncClient:
-    """A client keeping up to ``connections`` keep-alive connections."""
-    size = connections
-    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-    return httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits)
+    """httpx on the orchestrator's own connection pool, up to ``connections`` at once.
+
+    Every mode calls the participant through the same HTTP stack, so the
+    comparison measures what each adds around the calls, not httpx's pool.
+    """
+    transport = StackPoolTransport(connections)
+    return httpx.AsyncClient(base_url=base_url, timeout=60, transport=transport)
 
 
 class Mode(Protocol):

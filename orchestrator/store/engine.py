@@ -23,7 +23,7 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_engine(url: str, pool_size: int = 10, stall_limit_s: float = 15.0) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 20, stall_limit_s: float = 15.0) -> AsyncEngine:
     """An async engine for ``url``, set up for many concurrent writers.
 
     ``stall_limit_s`` bounds how long a session may sit idle inside a transaction
@@ -43,8 +43,13 @@ def create_engine(url: str, pool_size: int = 10, stall_limit_s: float = 15.0) ->
         }
         return create_async_engine(
             url,
+            # A fixed pool: overflow connections are closed on return, so under
+            # a steady load above the pool size every few statements paid for a
+            # new session (a backend fork, TLS probe, authentication, statement
+            # preparation). Waiting a moment for a warm connection is cheaper,
+            # and the number of sessions stays what capacity planning assumed.
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=0,
             pool_timeout=5,
             connect_args={"server_settings": server_settings},
             json_serializer=json_codec.dumps_str,

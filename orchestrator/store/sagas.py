@@ -436,11 +436,6 @@ class SagaWriter:
             "lease_expires_at": lease.expires_at if lease else None,
             "updated_at": now,
         }
-        stmt = (
-            sa.update(sagas)
-            .where(sagas.c.id == saga.id, sagas.c.version == saga.version)
-            .values(**values)
-        )
         if conn is None and self.postgres:
             params = {
                 **values,
@@ -452,11 +447,18 @@ class SagaWriter:
             del params["updated_at"]
             async with self.single.begin() as own:
                 written = (await own.execute(_PG_RECORD, params)).scalar_one() == 1
-        elif conn is None:
-            async with self.engine.begin() as own:
-                written = await self._write(own, stmt, saga.id, history)
         else:
-            written = await self._write(conn, stmt, saga.id, history)
+            # Built only here: constructing it costs more than the hot path's whole call.
+            stmt = (
+                sa.update(sagas)
+                .where(sagas.c.id == saga.id, sagas.c.version == saga.version)
+                .values(**values)
+            )
+            if conn is None:
+                async with self.engine.begin() as own:
+                    written = await self._write(own, stmt, saga.id, history)
+            else:
+                written = await self._write(conn, stmt, saga.id, history)
         if not written:
             return None
         return StoredSaga(

@@ -18,7 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from orchestrator.transport.client import CallRequest, ParticipantClient
+from orchestrator.transport.faults import CallIdentity
 from orchestrator.transport.pool import StackPoolTransport
+from orchestrator.transport.routing import Routing
 from tests.support.servers import serve_app
 
 
@@ -28,6 +31,7 @@ class Server:
     in_flight: int = 0
     most_in_flight: int = 0
     peers: set[tuple[str, int]] = field(default_factory=set)
+    cookies: list[str] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -37,13 +41,15 @@ async def server() -> AsyncIterator[Server]:
     async def handle(request: Request) -> JSONResponse:
         assert request.client is not None
         seen.peers.add((request.client.host, request.client.port))
+        seen.cookies.append(request.headers.get("cookie", ""))
         seen.in_flight += 1
         seen.most_in_flight = max(seen.most_in_flight, seen.in_flight)
         try:
             await asyncio.sleep(float(request.query_params.get("sleep", "0")))
         finally:
             seen.in_flight -= 1
-        headers = {"connection": "close"} if "close" in request.query_params else None
+        headers = {"connection": "close"} if "close" in request.query_params else {}
+        headers["set-cookie"] = "session=of-one-saga; Path=/"
         return JSONResponse({"ok": True}, headers=headers)
 
     app = Starlette(routes=[Route("/", handle, methods=["POST"])])
@@ -90,3 +96,15 @@ async def test_a_refused_connection_is_an_httpx_error_and_frees_the_slot() -> No
         for _ in range(3):  # would hang on the second try if the slot leaked
             with pytest.raises(httpx.ConnectError):
                 await asyncio.wait_for(client.post("http://127.0.0.1:9/", json={}), 5)
+
+
+async def test_a_participant_cookie_never_rides_on_another_call(server: Server) -> None:
+    client = ParticipantClient(Routing({"p": [server.url]}))
+    try:
+        for saga in ("s1", "s2"):
+            identity = CallIdentity("d", "p", "a", "action", saga, 1)
+            result = await client.call(CallRequest(identity, "/", {}, timeout_s=5))
+            assert result.status == 200
+    finally:
+        await client.aclose()
+    assert server.cookies == ["", ""]
