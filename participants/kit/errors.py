@@ -119,6 +119,14 @@ async def _on_database(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "unexpected database error")
 
 
+async def _on_connection_lost(request: Request, exc: Exception) -> JSONResponse:
+    # A socket error outside the database driver's own wrapping (a pooled
+    # connection reset, a refused reconnect while the database restarts): the
+    # call may succeed later, so it is transient, not a bug with a traceback.
+    logger.warning("connection error on %s: %r", request.url.path, exc)
+    return unavailable_response("database_unavailable", "the database cannot be reached; retry")
+
+
 async def _on_busy(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("%s: %s", request.url.path, exc)
     return unavailable_response("database_busy", "the database is busy; retry shortly")
@@ -137,4 +145,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(DBAPIError, _on_database)
     app.add_exception_handler(DatabaseBusy, _on_busy)
+    app.add_exception_handler(ConnectionError, _on_connection_lost)
     app.add_exception_handler(Exception, _on_anything)

@@ -197,3 +197,16 @@ async def test_a_seeded_rule_fires_on_the_same_calls_every_time(
     assert first == second
     assert first.count(409) == 6  # count caps the firings
     assert set(first) == {201, 409}
+
+
+@pytest.mark.postgres
+async def test_an_unreachable_database_is_a_503_not_a_500() -> None:
+    # Nothing listens on port 1: every connection attempt is refused at once.
+    _, app = await start(
+        "payments", "postgresql+asyncpg://postgres@127.0.0.1:1/payments", seed=False
+    )
+    async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as payments:
+        answer = await payments.post("/charges", json=BODY, headers=key("s1", "pay"))
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "1"
+    assert answer.json()["error"]["code"] == "database_unavailable"
