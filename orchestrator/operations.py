@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 from orchestrator import templates
 from orchestrator.callbacks import attempt_of
 from orchestrator.clock import utcnow
+from orchestrator.conflicts import RETRY, Retry, retry_conflicts
 from orchestrator.definitions import SagaDefinition, parse_definition
 from orchestrator.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from orchestrator.journal import transition_history
 from orchestrator.machine import (
     CallbackCompleted,
     CancelRequested,
@@ -28,7 +30,6 @@ from orchestrator.runtime import Runtime
 from orchestrator.store.definitions import StoredDefinition
 from orchestrator.store.sagas import HistoryEvent, NotNewest, StoredSaga
 from orchestrator.tracing import trace_id_from
-from orchestrator.worker.drive import transition_history
 
 
 class Operations:
@@ -146,7 +147,8 @@ class Operations:
 
     async def request(self, saga_id: uuid.UUID, event: Event, who: str) -> StoredSaga:
         """Apply an operator's or client's request; 409 with the machine's reason if refused."""
-        for _ in range(20):
+
+        async def attempt() -> StoredSaga | Retry:
             saga = await self.saga(saga_id)
             stored = await self.definition(saga.definition_name, saga.definition_version)
             plan = stored.definition.plan()
@@ -165,7 +167,9 @@ class Operations:
                     self.rt.worker.notify()
                 return await self.saga(saga_id)
             self.rt.metrics.version_conflicts.inc()
-        raise Conflict("the saga is changing too fast; try again")
+            return RETRY
+
+        return await retry_conflicts(attempt, _changing_too_fast)
 
     async def complete_callback(
         self,
@@ -177,7 +181,8 @@ class Operations:
         error: str | None,
     ) -> tuple[StoredSaga, SagaDefinition]:
         """Apply a participant's completion of a callback step (see the callbacks API)."""
-        for _ in range(20):
+
+        async def attempt() -> tuple[StoredSaga, SagaDefinition] | Retry:
             saga = await self.saga(saga_id)
             definition = await self.definition(saga.definition_name, saga.definition_version)
             plan = definition.definition.plan()
@@ -222,7 +227,9 @@ class Operations:
                     self.rt.worker.notify()
                 return await self.saga(saga_id), definition.definition
             self.rt.metrics.version_conflicts.inc()
-        raise Conflict("the saga is changing too fast; try again")
+            return RETRY
+
+        return await retry_conflicts(attempt, _changing_too_fast)
 
     async def retry_matching(
         self, status: str, definition: str | None, step: str | None, who: str
@@ -240,6 +247,10 @@ class Operations:
             except Conflict:
                 continue  # it changed meanwhile; not ours to force
         return count
+
+
+def _changing_too_fast() -> NoReturn:
+    raise Conflict("the saga is changing too fast; try again")
 
 
 def _action(event: Event) -> str:

@@ -22,7 +22,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from orchestrator import logs, templates
 from orchestrator.callbacks import callback_token
 from orchestrator.clock import utcnow
+from orchestrator.conflicts import MAX_CONFLICT_RETRIES, RETRY, Retry, retry_conflicts
 from orchestrator.definitions import SagaDefinition, Step
+from orchestrator.journal import call_history, transition_history
 from orchestrator.machine import (
     ACTIVE_STATUSES,
     CallCommand,
@@ -126,38 +128,6 @@ def _nulling(body: object, results: dict[str, object]) -> object:
         except templates.MissingValue:
             return None
     return body
-
-
-def transition_history(before: SagaState, after: SagaState, now: datetime) -> list[HistoryEvent]:
-    if before.status is after.status:
-        return []
-    detail: dict[str, object] = {"from": before.status.value, "to": after.status.value}
-    if after.error is not None:
-        detail["error"] = {
-            "step": after.error.step,
-            "phase": after.error.phase.value,
-            "message": after.error.message,
-        }
-    return [HistoryEvent("transition", now, detail=detail)]
-
-
-def call_history(
-    command: CallCommand, name: str, result: CallResult, now: datetime
-) -> HistoryEvent:
-    detail: dict[str, object] = {"duration_ms": round(result.duration_ms, 3)}
-    for key in ("status", "error", "url", "fault"):
-        value = getattr(result, key)
-        if value is not None:
-            detail[key] = value
-    return HistoryEvent(
-        "call",
-        now,
-        step=name,
-        phase=command.phase.value,
-        attempt=command.attempt,
-        outcome=result.kind.value,
-        detail=detail,
-    )
 
 
 class SagaDriver:
@@ -283,7 +253,9 @@ class SagaDriver:
         """Fold ``events`` into the saga and write it; ``False`` when the saga is no longer ours."""
         base = self.saga
         key = str(base.id)
-        for _ in range(20):
+
+        async def attempt() -> bool | Retry:
+            nonlocal base
             state = base.state
             for event in events:
                 state = apply(self.plan, state, event, now, key).state
@@ -306,8 +278,13 @@ class SagaDriver:
                 self._count_finish(base.state, state)
                 return True
             base = fresh
-        log.error("saga %s: gave up writing after 20 conflicts", base.id)
-        return False
+            return RETRY
+
+        def give_up() -> bool:
+            log.error("saga %s: gave up writing after %d conflicts", base.id, MAX_CONFLICT_RETRIES)
+            return False
+
+        return await retry_conflicts(attempt, give_up)
 
     async def _record(
         self,
