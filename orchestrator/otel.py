@@ -10,7 +10,7 @@ is imported and a call costs one empty method call.
 from __future__ import annotations
 
 from orchestrator.settings import Settings
-from orchestrator.transport.client import CallRequest
+from orchestrator.transport.call import CallRequest
 from orchestrator.transport.outcome import CallResult
 
 

@@ -23,7 +23,7 @@ from opentelemetry.util.types import AttributeValue
 from orchestrator import tracing
 from orchestrator.machine import OutcomeKind
 from orchestrator.otel import CallSpans
-from orchestrator.transport.client import CallRequest
+from orchestrator.transport.call import CallRequest
 from orchestrator.transport.outcome import CallResult
 
 # The ids of the span being started: the call already sent them to the
@@ -61,7 +61,7 @@ class OtlpCallSpans(CallSpans):
         self._tracer = self._provider.get_tracer("saga-orchestrator")
 
     def record(self, definition: str, request: CallRequest, result: CallResult) -> None:
-        sent = tracing.parse(dict(request.extra_headers).get("traceparent"))
+        sent = tracing.parse(request.traceparent)
         if sent is None:
             return  # no traceparent went out: no participant span to be the parent of
         end_ns = time.time_ns()

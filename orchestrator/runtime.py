@@ -10,8 +10,9 @@ from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orchestrator.callbacks import shared_secret
+from orchestrator.callbacks import callback_token, shared_secret
 from orchestrator.clock import utcnow
+from orchestrator.fault_injection import FaultInjector
 from orchestrator.metrics import Metrics
 from orchestrator.otel import CallSpans, call_spans
 from orchestrator.settings import Settings
@@ -20,8 +21,8 @@ from orchestrator.store.engine import create_engine
 from orchestrator.store.faults import FaultStore
 from orchestrator.store.reads import SagaReader
 from orchestrator.store.sagas import SagaWriter
+from orchestrator.transport.call import CallIdentity
 from orchestrator.transport.client import ParticipantClient
-from orchestrator.transport.faults import FaultInjector
 from orchestrator.transport.routing import Routing
 from orchestrator.worker.loop import Worker
 from orchestrator.worker.wakeups import DueListener, listen_dsn
@@ -29,8 +30,26 @@ from orchestrator.worker.wakeups import DueListener, listen_dsn
 log = logging.getLogger("orchestrator")
 
 
+@dataclass(frozen=True)
+class CallbackSigner:
+    """Issues callback tokens under the shared secret (the transport's ``CallbackTokens``)."""
+
+    secret: str = field(repr=False)
+
+    def token(self, call: CallIdentity) -> str:
+        """The token that completes this attempt of the call's step."""
+        return callback_token(self.secret, call.saga_id, call.step, call.attempt)
+
+
 @dataclass
 class Runtime:
+    """Every piece of one process; :meth:`build` makes it, :meth:`start` runs it.
+
+    The participant client and the worker exist only once :meth:`start` has
+    resolved the callback secret (possibly from the database): they are built
+    with it rather than handed it afterwards.
+    """
+
     settings: Settings
     engine: AsyncEngine
     metrics: Metrics
@@ -40,8 +59,9 @@ class Runtime:
     faults: FaultStore
     injector: FaultInjector | None
     routing: Routing
-    client: ParticipantClient
     spans: CallSpans = field(default_factory=CallSpans)
+    with_worker: bool = False
+    client: ParticipantClient | None = None
     worker: Worker | None = None
     public_url: str = "http://127.0.0.1:8000"
     callback_secret: str = ""
@@ -63,14 +83,7 @@ class Runtime:
         injector = (
             FaultInjector(faults, settings.fault_refresh_s) if settings.enable_faults else None
         )
-        routing = Routing(settings.participants)
-        client = ParticipantClient(
-            routing,
-            injector,
-            settings.max_response_bytes,
-            settings.http_connections_per_participant,
-        )
-        runtime = cls(
+        return cls(
             settings=settings,
             engine=engine,
             metrics=metrics,
@@ -79,38 +92,47 @@ class Runtime:
             reader=SagaReader(engine),
             faults=faults,
             injector=injector,
-            routing=routing,
-            client=client,
+            routing=Routing(settings.participants),
             spans=spans,
+            with_worker=with_worker,
             public_url=(settings.public_url or "http://127.0.0.1:8000").rstrip("/"),
         )
-        if with_worker:
-            runtime.worker = Worker(
-                writer,
-                definitions,
-                client,
-                metrics,
-                concurrency=settings.worker_concurrency,
-                lease_s=settings.lease_s,
-                poll_interval_s=settings.poll_interval_s,
-                claim_batch=settings.claim_batch,
-                hold_backoff_s=settings.hold_backoff_s,
-                spans=spans,
-            )
-        return runtime
 
     async def start(self) -> None:
+        """Resolve the callback secret, then build and start the worker (if there is one)."""
         self.callback_secret = self.settings.callback_secret or await self._first_contact()
-        if self.worker is not None:
-            self.worker.ctx.callback_secret = self.callback_secret
-            self.worker.ctx.public_url = self.public_url
         if self.settings.enable_faults:
             log.warning("FAULT INJECTION IS ENABLED: /v1/faults can make participant calls fail")
-        if self.worker is not None:
+        if self.with_worker:
+            self.worker = self._worker(self.callback_secret)
             dsn = listen_dsn(self.settings.database_url)
             listener = DueListener(dsn, self.worker.notify) if dsn is not None else None
             self._worker_task = asyncio.create_task(self.worker.run(listener))
             log.info("worker %s started", self.worker.owner)
+
+    def _worker(self, callback_secret: str) -> Worker:
+        """The worker and its participant client, signing callbacks with ``callback_secret``."""
+        settings = self.settings
+        self.client = ParticipantClient(
+            self.routing,
+            self.injector,
+            settings.max_response_bytes,
+            settings.http_connections_per_participant,
+            callbacks=CallbackSigner(callback_secret),
+            public_url=self.public_url,
+        )
+        return Worker(
+            self.writer,
+            self.definitions,
+            self.client,
+            self.metrics,
+            concurrency=settings.worker_concurrency,
+            lease_s=settings.lease_s,
+            poll_interval_s=settings.poll_interval_s,
+            claim_batch=settings.claim_batch,
+            hold_backoff_s=settings.hold_backoff_s,
+            spans=self.spans,
+        )
 
     async def _first_contact(self) -> str:
         """The shared callback secret, waiting for the database if it is not up yet.
@@ -152,6 +174,7 @@ class Runtime:
             await self.worker.stop(grace_s)
         if self._worker_task is not None:
             await asyncio.gather(self._worker_task, return_exceptions=True)
-        await self.client.aclose()
+        if self.client is not None:
+            await self.client.aclose()
         await asyncio.to_thread(self.spans.shutdown)  # the last batch goes out over HTTP
         await self.engine.dispose()

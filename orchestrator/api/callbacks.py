@@ -11,8 +11,9 @@ from orchestrator.api.deps import Ops, Rt, saga_id
 from orchestrator.api.limits import GuardedRoute, check_input_size
 from orchestrator.api.views import saga_view
 from orchestrator.errors import Forbidden
+from orchestrator.transport import protocol
 
-router = APIRouter(prefix="/v1/sagas", tags=["callbacks"], route_class=GuardedRoute)
+router = APIRouter(tags=["callbacks"], route_class=GuardedRoute)
 
 
 class Completion(BaseModel):
@@ -23,14 +24,17 @@ class Completion(BaseModel):
     error: str | None = Field(default=None, max_length=2000)
 
 
-@router.post("/{id}/steps/{step}/complete")
+@router.post(protocol.CALLBACK_PATH)
 async def complete(
     ops: Ops,
     rt: Rt,
     id: str,
     step: str,
     body: Completion,
-    x_saga_callback_token: Annotated[str | None, Header(max_length=128)] = None,
+    # Aliased in lower case: the name the schema has always shown for this header.
+    x_saga_callback_token: Annotated[
+        str | None, Header(alias=protocol.CALLBACK_TOKEN.lower(), max_length=128)
+    ] = None,
 ) -> dict[str, Any]:
     """Complete a callback step with the token sent in ``X-Saga-Callback-Token``.
 
@@ -38,7 +42,7 @@ async def complete(
     wrong token answers 403; a completion after the step's timeout answers 409.
     """
     if not x_saga_callback_token:
-        raise Forbidden("the X-Saga-Callback-Token header is required")
+        raise Forbidden(f"the {protocol.CALLBACK_TOKEN} header is required")
     if not x_saga_callback_token.isascii():
         # Tokens are hex; anything else is no token of ours (and cannot be compared
         # in constant time as text).

@@ -8,9 +8,16 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from orchestrator.api.errors import error_response
+from orchestrator.transport import protocol
 
-#: Headers a browser client of the API may send.
-ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Saga-Callback-Token"]
+#: Headers a browser client of the API may send: its key, a JSON body, a start's
+#: idempotency key (the participant protocol's name) and a callback completion's token.
+ALLOWED_HEADERS = [
+    "Authorization",
+    protocol.CONTENT_TYPE,
+    protocol.IDEMPOTENCY_KEY,
+    protocol.CALLBACK_TOKEN,
+]
 
 
 class JsonCORSMiddleware(CORSMiddleware):

@@ -2,58 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from orchestrator.fault_rules import FaultRule
 from orchestrator.store.schema import fault_rules_table
 
 rules = fault_rules_table
-
-SCOPE_FIELDS = ("definition", "participant", "step", "phase")
-
-
-@dataclass(frozen=True)
-class FaultRule:
-    id: int
-    mode: str
-    definition: str | None = None
-    participant: str | None = None
-    step: str | None = None
-    phase: str | None = None
-    status: int | None = None
-    delay_ms: int | None = None
-    probability: float = 1.0
-    count: int | None = None
-    seed: int | None = None
-    fired: int = 0
-    created_at: datetime | None = None
-
-    def matches(self, scope: dict[str, str]) -> bool:
-        return all(
-            getattr(self, name) is None or getattr(self, name) == scope.get(name)
-            for name in SCOPE_FIELDS
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "definition": self.definition,
-            "participant": self.participant,
-            "step": self.step,
-            "phase": self.phase,
-            "mode": self.mode,
-            "status": self.status,
-            "delay_ms": self.delay_ms,
-            "probability": self.probability,
-            "count": self.count,
-            "seed": self.seed,
-            "fired": self.fired,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-        }
 
 
 def _rule(row: sa.Row[Any]) -> FaultRule:

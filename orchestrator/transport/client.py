@@ -1,50 +1,23 @@
-"""Calls to participants over HTTP: protocol headers, timeouts, failover, faults."""
+"""Calls to participants over HTTP: timeouts, failover, faults (headers: ``protocol``)."""
 
 from __future__ import annotations
 
 import asyncio
 import http.cookiejar
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from orchestrator import json_codec
+from orchestrator.fault_rules import FaultRule
 from orchestrator.machine import OutcomeKind
-from orchestrator.transport.faults import CallIdentity, FaultInjector, FaultTransport
+from orchestrator.transport import protocol
+from orchestrator.transport.call import CallbackTokens, CallRequest
+from orchestrator.transport.faults import FaultPicker, FaultTransport
 from orchestrator.transport.outcome import CallResult, classify_response
 from orchestrator.transport.pool import StackPoolTransport
 from orchestrator.transport.routing import Routing
-
-
-@dataclass(frozen=True)
-class CallRequest:
-    """One attempt of one call, as the worker asks for it."""
-
-    identity: CallIdentity
-    path: str
-    body: Any
-    timeout_s: float
-    extra_headers: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def idempotency_key(self) -> str:
-        # Identical on every attempt, after every crash and takeover: this is
-        # what lets a participant apply the effect exactly once.
-        i = self.identity
-        return f"{i.saga_id}:{i.step}:{i.phase}"
-
-    def headers(self) -> dict[str, str]:
-        i = self.identity
-        return {
-            "Idempotency-Key": self.idempotency_key,
-            "X-Saga-Id": i.saga_id,
-            "X-Saga-Step": i.step,
-            "X-Saga-Attempt": str(i.attempt),
-            "Content-Type": "application/json",
-            **dict(self.extra_headers),
-        }
 
 
 class _NoCookies(http.cookiejar.CookieJar):
@@ -63,17 +36,27 @@ class _NoCookies(http.cookiejar.CookieJar):
 
 
 class ParticipantClient:
-    """One shared HTTP client for every participant call of a process."""
+    """One shared HTTP client for every participant call of a process (a ``Transport``).
+
+    ``faults`` picks the fault rule of a call (none: no injection at all);
+    ``callbacks`` issues the tokens of callback steps, completed under
+    ``public_url``.
+    """
 
     def __init__(
         self,
         routing: Routing,
-        faults: FaultInjector | None = None,
+        faults: FaultPicker | None = None,
         max_response_bytes: int = 1_048_576,
         connections_per_participant: int = 100,
+        *,
+        callbacks: CallbackTokens | None = None,
+        public_url: str = "http://127.0.0.1:8000",
     ) -> None:
         self.routing = routing
         self.faults = faults
+        self.callbacks = callbacks
+        self.public_url = public_url
         self.max_response_bytes = max_response_bytes
         self.connections_per_participant = connections_per_participant
         self._clients: dict[str, httpx.AsyncClient] = {}
@@ -102,12 +85,15 @@ class ParticipantClient:
         started = time.perf_counter()
         fault = await self.faults.pick(request.identity) if self.faults is not None else None
         content = json_codec.dumps(request.body)
+        headers = protocol.headers(request, self._callback(request))
         url: str | None = None
         try:
             async with asyncio.timeout(request.timeout_s):
                 for url in self.routing.candidates(request.identity.participant):
                     try:
-                        status, body = await self._send(url + request.path, content, request, fault)
+                        status, body = await self._send(
+                            url + request.path, content, headers, request, fault
+                        )
                         break
                     except httpx.ConnectError:
                         # Nothing was sent: the next base URL may take it.
@@ -137,15 +123,29 @@ class ParticipantClient:
         kind, result, error = classify_response(status, body)
         return self._result(started, kind, url, fault, status=status, result=result, error=error)
 
+    def _callback(self, request: CallRequest) -> tuple[str, str] | None:
+        """``(url, token)`` completing the request's step, if it completes by callback."""
+        if not request.awaits_callback:
+            return None
+        if self.callbacks is None:
+            raise RuntimeError("a callback step was called by a client without callback tokens")
+        i = request.identity
+        return protocol.callback_url(self.public_url, i), self.callbacks.token(i)
+
     async def _send(
-        self, url: str, content: bytes, request: CallRequest, fault: Any
+        self,
+        url: str,
+        content: bytes,
+        headers: dict[str, str],
+        request: CallRequest,
+        fault: FaultRule | None,
     ) -> tuple[int, bytes]:
         http = self._client(request.identity.participant)
         http_request = http.build_request(
             "POST",
             url,
             content=content,
-            headers=request.headers(),
+            headers=headers,
             timeout=request.timeout_s,
             extensions={"fault": fault} if fault is not None else None,
         )
@@ -167,7 +167,7 @@ class ParticipantClient:
         started: float,
         kind: OutcomeKind,
         url: str | None,
-        fault: Any,
+        fault: FaultRule | None,
         *,
         status: int | None = None,
         result: Any = None,

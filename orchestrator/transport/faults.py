@@ -1,104 +1,31 @@
-"""Transport-level fault injection: decide from stored rules, apply as an httpx transport.
+"""Transport-level fault injection: apply the rule picked for a call, as an httpx transport.
 
-Rules live in the database (so every worker applies them and ``count`` holds
-across workers); each worker re-reads them at most every ``refresh_s``. Whether
-a rule with a probability fires for a call is drawn from a generator seeded by
-the rule's seed and the call's identity, so the same seed gives the same
-schedule whichever worker makes the call.
+Which rule fires for a call (if any) is not the transport's business: a
+:class:`FaultPicker` handed in by the composition root decides, and the
+transport applies what it is given.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import random
-import time
-from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
-from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator.store.faults import FaultRule, FaultStore
-
-log = logging.getLogger("orchestrator.faults")
-
-MODES = ("error", "timeout", "delay", "drop_request", "drop_response")
+from orchestrator.fault_rules import FaultRule
+from orchestrator.transport.call import CallIdentity
 
 
 class InjectedFault(httpx.TransportError):
     """A failure made on purpose by a fault rule."""
 
 
-@dataclass(frozen=True)
-class CallIdentity:
-    definition: str
-    participant: str
-    step: str
-    phase: str
-    saga_id: str
-    attempt: int
-
-    def scope(self) -> dict[str, str]:
-        return {
-            "definition": self.definition,
-            "participant": self.participant,
-            "step": self.step,
-            "phase": self.phase,
-        }
-
-
-class FaultInjector:
-    """Picks the rule (if any) that fires for a call, counting it in the database."""
-
-    def __init__(self, store: FaultStore, refresh_s: float = 0.5) -> None:
-        self.store = store
-        self.refresh_s = refresh_s
-        self._rules: list[FaultRule] = []
-        self._loaded_at = float("-inf")
-        self._lock = asyncio.Lock()
-
-    def invalidate(self) -> None:
-        self._loaded_at = float("-inf")
-
-    async def _current(self) -> list[FaultRule]:
-        if time.monotonic() - self._loaded_at >= self.refresh_s:
-            async with self._lock:
-                if time.monotonic() - self._loaded_at >= self.refresh_s:
-                    try:
-                        self._rules = await self.store.all()
-                    except (SQLAlchemyError, OSError) as exc:
-                        # A database outage must not stop a saga's call: keep the
-                        # rules we know and try again at the next refresh.
-                        log.warning(
-                            "re-reading fault rules failed, keeping %d: %s", len(self._rules), exc
-                        )
-                    self._loaded_at = time.monotonic()
-        return self._rules
+class FaultPicker(Protocol):
+    """Decides which fault rule, if any, fires for a call."""
 
     async def pick(self, call: CallIdentity) -> FaultRule | None:
-        scope = call.scope()
-        for rule in await self._current():
-            if not rule.matches(scope) or not _draw(rule, call):
-                continue
-            try:
-                fired = await self.store.fire(rule.id)
-            except (SQLAlchemyError, OSError) as exc:
-                # A fault that cannot be counted is not injected: counts must
-                # match what really happened, and an outage must not stop the call.
-                log.warning("counting fault rule %d failed, not injecting it: %s", rule.id, exc)
-                continue
-            if fired:
-                return rule
-        return None
-
-
-def _draw(rule: FaultRule, call: CallIdentity) -> bool:
-    if rule.probability >= 1.0:
-        return True
-    if rule.seed is None:
-        return random.random() < rule.probability
-    key = f"{rule.seed}:{rule.id}:{call.saga_id}:{call.step}:{call.phase}:{call.attempt}"
-    return random.Random(key).random() < rule.probability
+        """The rule to apply to this attempt, already counted; never raises."""
+        ...
 
 
 class FaultTransport(httpx.AsyncBaseTransport):

@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator import logs, templates
-from orchestrator.callbacks import callback_token
 from orchestrator.clock import utcnow
 from orchestrator.conflicts import MAX_CONFLICT_RETRIES, RETRY, Retry, retry_conflicts
 from orchestrator.definitions import SagaDefinition, Step
@@ -42,9 +41,7 @@ from orchestrator.machine import (
 from orchestrator.metrics import Metrics
 from orchestrator.otel import CallSpans
 from orchestrator.store.sagas import HistoryEvent, Lease, SagaWriter, StoredSaga
-from orchestrator.tracing import traceparent
-from orchestrator.transport.client import CallRequest, ParticipantClient
-from orchestrator.transport.faults import CallIdentity
+from orchestrator.transport.call import CallIdentity, CallRequest, Transport
 from orchestrator.transport.outcome import CallResult
 
 log = logging.getLogger("orchestrator.worker")
@@ -56,27 +53,29 @@ class DriveContext:
 
     owner: str
     writer: SagaWriter
-    client: ParticipantClient
+    #: How calls reach participants; the worker knows only the ``Transport`` face.
+    client: Transport
     metrics: Metrics
     lease_s: float
     hold_backoff_s: float
     stopping: asyncio.Event
-    #: Where participants complete callback steps, and the key of their tokens.
-    public_url: str = "http://127.0.0.1:8000"
-    callback_secret: str = ""
     #: Exports each call as a span (a no-op unless OpenTelemetry export is on).
     spans: CallSpans = field(default_factory=CallSpans)
 
 
 def build_call(
-    ctx: DriveContext,
     definition: SagaDefinition,
     saga: StoredSaga,
     state: SagaState,
     plan: Plan,
     command: CallCommand,
 ) -> CallRequest | CallResult:
-    """The HTTP call for ``command``, or a rejection when its body cannot be built."""
+    """The call for ``command``, or a rejection when its body cannot be built.
+
+    The worker renders the body and says which call it is; how the call is
+    framed on the wire (headers, idempotency key, callback URL and token) is
+    the transport's.
+    """
     step: Step = definition.flat_steps()[command.step]
     call = step.action if command.phase is Phase.ACTION else step.compensation
     assert call is not None, "the machine compensates only steps that have a compensation"
@@ -100,19 +99,13 @@ def build_call(
         saga_id=str(saga.id),
         attempt=command.attempt,
     )
-    extra: tuple[tuple[str, str], ...] = ()
-    if saga.trace_id:
-        extra += (("traceparent", traceparent(saga.trace_id)),)
-    if step.completion == "callback" and command.phase is Phase.ACTION:
-        token = callback_token(ctx.callback_secret, saga.id, step.name, command.attempt)
-        url = f"{ctx.public_url}/v1/sagas/{saga.id}/steps/{step.name}/complete"
-        extra += (("X-Saga-Callback-Url", url), ("X-Saga-Callback-Token", token))
     return CallRequest(
         identity=identity,
         path=call.path,
         body=body,
         timeout_s=step.timeout_ms / 1000,
-        extra_headers=extra,
+        trace_id=saga.trace_id,
+        awaits_callback=step.completion == "callback" and command.phase is Phase.ACTION,
     )
 
 
@@ -168,9 +161,7 @@ class SagaDriver:
     async def _make_calls(
         self, calls: Sequence[CallCommand], state: SagaState
     ) -> tuple[list[Event], list[HistoryEvent]]:
-        requests = [
-            build_call(self.ctx, self.definition, self.saga, state, self.plan, c) for c in calls
-        ]
+        requests = [build_call(self.definition, self.saga, state, self.plan, c) for c in calls]
         results = await asyncio.gather(
             *(
                 self._call(c, r) if isinstance(r, CallRequest) else _done(r)

@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from orchestrator.transport.client import CallRequest, ParticipantClient
-from orchestrator.transport.faults import CallIdentity
+from orchestrator.transport.call import CallIdentity, CallRequest
+from orchestrator.transport.client import ParticipantClient
 from orchestrator.transport.pool import StackPoolTransport
 from orchestrator.transport.routing import Routing
 from tests.support.servers import serve_app
