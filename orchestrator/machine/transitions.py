@@ -24,15 +24,16 @@ saga (``failed``), visibly; an operator's retry resumes it with a fresh budget.
 
 Rules: no I/O and no clock (``now`` is passed in); ``apply`` never raises for a
 valid event; an outcome that no longer matches the state (a late or repeated
-answer) changes nothing; status changes are checked against the tables in ``tables``,
-from which the docs' diagrams are rendered.
+answer) changes nothing; every status change is checked against the tables in
+``tables``, from which the docs' diagrams are rendered.
 
 Where each part lives
 ---------------------
-``rules`` states each rule once as a pure question about the state;
-``forward`` and ``backward`` go forward and compensate; ``requests`` holds the
-refusal tables of the operator's requests; ``queries`` answers which calls are
-due and when to wake; this module dispatches an event to its handler.
+``rules`` states each rule once, as a pure question about the state;
+``change`` builds the next state through the tables; ``forward`` and
+``backward`` go forward and compensate; ``requests`` holds the refusal tables
+of the operator's requests; ``queries`` answers which calls are due and when to
+wake; this module dispatches each event to its handler.
 """
 
 from __future__ import annotations
