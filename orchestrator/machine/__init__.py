@@ -10,6 +10,7 @@ from orchestrator.machine.events import (
     RetryRequested,
     Tick,
 )
+from orchestrator.machine.queries import CallCommand, due_calls, wake_at
 from orchestrator.machine.state import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -26,17 +27,8 @@ from orchestrator.machine.state import (
     state_from_json,
     state_to_json,
 )
-from orchestrator.machine.transitions import (
-    SAGA_TRANSITIONS,
-    STEP_TRANSITIONS,
-    CallCommand,
-    Decision,
-    IllegalTransition,
-    apply,
-    due_calls,
-    start,
-    wake_at,
-)
+from orchestrator.machine.tables import SAGA_TRANSITIONS, STEP_TRANSITIONS, IllegalTransition
+from orchestrator.machine.transitions import Decision, apply, start
 
 __all__ = [
     "ACTIVE_STATUSES",

@@ -8,11 +8,9 @@ of step ``b``'s compensation; calls in one batch were due together (concurrently
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,7 +56,6 @@ from tests.unit.machine.builders import (
 )
 
 S, St = SagaStatus, StepStatus
-REPO = Path(__file__).resolve().parents[3]
 
 
 def ms(value: float) -> timedelta:
@@ -807,7 +804,7 @@ def test_apply_and_due_calls_are_pure() -> None:
     assert wake_at(p, first.state) == T0
 
 
-# -- the tables and their diagram --------------------------------------------------
+# -- the tables ---------------------------------------------------------------------
 
 
 def reachable(table: Mapping[Any, frozenset[Any]], origin: Any) -> set[Any]:
@@ -842,26 +839,3 @@ def test_every_step_status_has_an_entry_and_compensated_no_exit() -> None:
     assert reachable(STEP_TRANSITIONS, St.PENDING) == set(StepStatus)
     # a step that succeeded can only be undone, never run again
     assert STEP_TRANSITIONS[St.SUCCEEDED] == {St.COMPENSATING}
-
-
-def diagram_edges(kind: str) -> set[tuple[str, str]]:
-    """Edges ``a --> b`` of the Mermaid diagram whose first comment names ``kind``."""
-    text = (REPO / "docs" / "state-machine.md").read_text()
-    blocks = re.findall(r"```mermaid\n(.*?)```", text, flags=re.DOTALL)
-    (block,) = [b for b in blocks if re.search(rf"^\s*%% {kind}:", b, flags=re.MULTILINE)]
-    assert block.lstrip().startswith("stateDiagram-v2")
-    edges = re.findall(r"^\s*(\S+)\s*-->\s*([^\s:]+)", block, flags=re.MULTILINE)
-    return {(a, b) for a, b in edges if "[*]" not in (a, b)}
-
-
-def table_edges(table: Mapping[Any, frozenset[Any]]) -> set[tuple[str, str]]:
-    return {(a.value, b.value) for a, targets in table.items() for b in targets}
-
-
-@pytest.mark.parametrize(
-    ("kind", "table"), [("saga", SAGA_TRANSITIONS), ("step", STEP_TRANSITIONS)]
-)
-def test_the_docs_draw_exactly_the_transition_tables(
-    kind: str, table: Mapping[Any, frozenset[Any]]
-) -> None:
-    assert diagram_edges(kind) == table_edges(table)
