@@ -24,7 +24,7 @@ import httpx
 
 from orchestrator.bench import services
 from orchestrator.bench.load import Ended
-from orchestrator.check.processes import ManagedProcess, parse_metrics
+from orchestrator.harness.processes import ManagedProcess, parse_metrics
 from orchestrator.machine.state import FINAL_STATUSES, SagaStatus
 from orchestrator.settings import Settings
 from orchestrator.transport.pool import StackPoolTransport

@@ -45,9 +45,9 @@ from orchestrator.check.faults import CampaignFaults
 from orchestrator.check.fleet import Fleet
 from orchestrator.check.invariants import verify
 from orchestrator.check.load import ApiClient, LoadDriver, Tally
-from orchestrator.check.processes import wait_until
 from orchestrator.check.progress import Progress
 from orchestrator.check.schedule import Plan, build_schedule
+from orchestrator.harness.processes import wait_until
 from orchestrator.settings import DEFAULT_HOME
 
 QUIET_S = 3.0
@@ -281,7 +281,7 @@ class Campaign:
         await self.api.aclose()
         if self.dbs is not None:
             if self.config.keep_databases and self.dbs.cluster is None:
-                self.say(f"databases kept: {', '.join(n for _, n in self.dbs.created)}")
+                self.say(f"databases kept: {', '.join(self.dbs.created)}")
             else:
                 await databases.drop(self.dbs)
 
