@@ -187,14 +187,7 @@ class Campaign:
             await asyncio.gather(*(t for t in background if t is not None), return_exceptions=True)
         self.api.deadline = time.monotonic() + 600
         with self._timed("collect"):
-            collected = await collect(
-                self.api,
-                self.driver.ids.values(),
-                self.fleet.participant_urls,
-                self.definitions,
-                world=self.schedule.world,
-                wire=self.fleet.tap.calls if self.fleet.tap else (),
-            )
+            collected = await self._collect()
         with self._timed("verify"):
             results = verify(collected.evidence)
         result = await self._report(collected, results)
@@ -256,8 +249,13 @@ class Campaign:
 
     async def verify_now(self) -> tuple[Collected, list[InvariantResult]]:
         """Collect the evidence as it is now and check it (no load, no chaos)."""
+        collected = await self._collect()
+        return collected, verify(collected.evidence)
+
+    async def _collect(self) -> Collected:
+        """Every started saga's evidence: the API's view, the services' ledgers, the wire."""
         assert self.fleet is not None
-        collected = await collect(
+        return await collect(
             self.api,
             self.driver.ids.values(),
             self.fleet.participant_urls,
@@ -265,7 +263,6 @@ class Campaign:
             world=self.schedule.world,
             wire=self.fleet.tap.calls if self.fleet.tap else (),
         )
-        return collected, verify(collected.evidence)
 
     async def _report(self, collected: Collected, results: list[InvariantResult]) -> dict[str, Any]:
         assert self.fleet is not None
