@@ -24,7 +24,7 @@ import httpx
 
 from orchestrator.bench import services
 from orchestrator.bench.load import Ended
-from orchestrator.check.processes import ManagedProcess, parse_metrics
+from orchestrator.harness.processes import ManagedProcess, parse_metrics
 from orchestrator.machine.state import FINAL_STATUSES, SagaStatus
 from orchestrator.settings import Settings
 from orchestrator.transport.pool import StackPoolTransport
@@ -174,7 +174,25 @@ class EndWatcher:
                     future.set_result((status, ended_at, seen))
 
 
-class Orchestrator:
+class _ChildDriven:
+    """A mode whose sagas a child process drives, reached over HTTP."""
+
+    process: ManagedProcess
+    _http: httpx.AsyncClient | None
+
+    @property
+    def driver_pid(self) -> int | None:
+        assert self.process.proc is not None
+        return self.process.proc.pid
+
+    async def _close(self) -> None:
+        """Close the client, then stop the process."""
+        if self._http is not None:
+            await self._http.aclose()
+        await self.process.stop()
+
+
+class Orchestrator(_ChildDriven):
     """One ``saga serve`` process; sagas started over its REST API."""
 
     name = "orchestrator"
@@ -194,11 +212,6 @@ class Orchestrator:
         self._in_flight = in_flight
         self._http: httpx.AsyncClient | None = None
 
-    @property
-    def driver_pid(self) -> int | None:
-        assert self.process.proc is not None
-        return self.process.proc.pid
-
     async def start(self) -> None:
         self.process.start()
         await self.process.wait_ready()
@@ -208,9 +221,7 @@ class Orchestrator:
 
     async def stop(self) -> None:
         await self._watcher.close()
-        if self._http is not None:
-            await self._http.aclose()
-        await self.process.stop()
+        await self._close()
 
     async def run_one(self) -> Ended:
         return await start_and_watch(self._http, self._watcher)
@@ -236,7 +247,7 @@ async def own_commits(http: httpx.AsyncClient, process: ManagedProcess) -> float
     return parse_metrics(response.text).get("saga_database_commits_total", 0.0)
 
 
-class Dbos:
+class Dbos(_ChildDriven):
     """The DBOS Transact service; each request runs one workflow to its end."""
 
     name = "dbos"
@@ -254,20 +265,13 @@ class Dbos:
         self._in_flight = in_flight
         self._http: httpx.AsyncClient | None = None
 
-    @property
-    def driver_pid(self) -> int | None:
-        assert self.process.proc is not None
-        return self.process.proc.pid
-
     async def start(self) -> None:
         self.process.start()
         await self.process.wait_ready("/healthz")
         self._http = http_client(self.process.url, self._in_flight)
 
     async def stop(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-        await self.process.stop()
+        await self._close()
 
     async def run_one(self) -> Ended:
         assert self._http is not None

@@ -12,36 +12,30 @@ before it stopped.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from orchestrator.check.databases import local_postgres_url
+from orchestrator.harness.postgres import Throwaways, local_admin_url, plain_dsn
 
 #: Long enough for every idle backend to have reported its counters
 #: (PGSTAT_IDLE_INTERVAL is 10 s in PostgreSQL 15 to 17).
 STATS_SETTLE_S = 11.0
 
 
-def plain_dsn(url: str) -> str:
-    """``postgresql+asyncpg://…`` -> ``postgresql://…`` (what asyncpg and DBOS accept)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @dataclass
 class Databases:
     """The orchestrator's, the participant's and DBOS's databases on one server."""
 
-    admin_dsn: str
+    server: Throwaways
     orchestrator: str
     participant: str
     dbos: str
-    created: list[str] = field(default_factory=list)
 
     def dsn(self, name: str) -> str:
         """A plain ``postgresql://`` DSN of database ``name`` on the server."""
-        return plain_dsn(make_url(self.admin_dsn).set(database=name).render_as_string(False))
+        return plain_dsn(self.server.url(name))
 
     async def create(self, *, orchestrator_given: bool) -> None:
         """Create the throwaway databases (all but a given orchestrator database)."""
@@ -49,18 +43,15 @@ class Databases:
         if not orchestrator_given:
             wanted.insert(0, self.orchestrator)
         for name in wanted:
-            await self._admin(f'CREATE DATABASE "{name}"')
-            self.created.append(name)
+            await self.server.create(name)
 
     async def drop(self) -> None:
         """Drop every throwaway database."""
-        for name in reversed(self.created):
-            await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self.created.clear()
+        await self.server.drop_all()
 
     async def commits(self, name: str) -> int:
         """``xact_commit`` of database ``name`` as the server reports it now."""
-        conn = await asyncpg.connect(self.admin_dsn)
+        conn = await asyncpg.connect(plain_dsn(self.server.admin_url))
         try:
             await conn.execute("SELECT pg_stat_clear_snapshot()")
             value = await conn.fetchval(
@@ -69,13 +60,6 @@ class Databases:
         finally:
             await conn.close()
         return int(value or 0)
-
-    async def _admin(self, statement: str) -> None:
-        conn = await asyncpg.connect(self.admin_dsn)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
 
 
 def databases_for(run_id: str, database_url: str | None) -> tuple[Databases, bool]:
@@ -86,13 +70,13 @@ def databases_for(run_id: str, database_url: str | None) -> tuple[Databases, boo
     """
     prefix = f"saga_bench_{run_id}"
     if database_url is None:
-        admin = plain_dsn(local_postgres_url())
-        return Databases(admin, prefix, f"{prefix}_participant", f"{prefix}_dbos"), False
+        server = Throwaways(plain_dsn(local_admin_url()))
+        return Databases(server, prefix, f"{prefix}_participant", f"{prefix}_dbos"), False
     url = make_url(plain_dsn(database_url))
     if url.database is None:
         raise ValueError("--database-url needs a database name")
-    admin = url.set(database="postgres").render_as_string(hide_password=False)
-    return Databases(admin, url.database, f"{prefix}_participant", f"{prefix}_dbos"), True
+    server = Throwaways(url.set(database="postgres").render_as_string(hide_password=False))
+    return Databases(server, url.database, f"{prefix}_participant", f"{prefix}_dbos"), True
 
 
 async def settle() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.cli.tables import table
+from orchestrator.harness.tables import table
 
 
 def _ratio_cell(report: dict[str, Any], row: dict[str, Any], versus: str) -> str | None:

@@ -20,7 +20,7 @@ from orchestrator.bench import services
 from orchestrator.bench.load import Ended, keep_in_flight
 from orchestrator.bench.measure import warmup_count
 from orchestrator.bench.modes import EndWatcher, http_client, start_and_watch
-from orchestrator.check.processes import ManagedProcess
+from orchestrator.harness.processes import ManagedProcess
 
 
 async def measure_workers(

@@ -1,6 +1,6 @@
 """The benchmark's processes: the participant, ``saga serve`` (in its roles) and DBOS.
 
-Each is a :class:`~orchestrator.check.processes.ManagedProcess` logging to a
+Each is a :class:`~orchestrator.harness.processes.ManagedProcess` logging to a
 file in the run's directory, on a free loopback port.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from orchestrator.check.processes import ManagedProcess, clean_environment, saga_command
+from orchestrator.harness.processes import ManagedProcess, clean_environment, saga_command
 
 #: The benchmark saga: three compensatable steps, one participant call each.
 DEFINITION = {

@@ -45,9 +45,9 @@ from orchestrator.check.faults import CampaignFaults
 from orchestrator.check.fleet import Fleet
 from orchestrator.check.invariants import verify
 from orchestrator.check.load import ApiClient, LoadDriver, Tally
-from orchestrator.check.processes import wait_until
 from orchestrator.check.progress import Progress
 from orchestrator.check.schedule import Plan, build_schedule
+from orchestrator.harness.processes import wait_until
 from orchestrator.settings import DEFAULT_HOME
 
 QUIET_S = 3.0
@@ -187,14 +187,7 @@ class Campaign:
             await asyncio.gather(*(t for t in background if t is not None), return_exceptions=True)
         self.api.deadline = time.monotonic() + 600
         with self._timed("collect"):
-            collected = await collect(
-                self.api,
-                self.driver.ids.values(),
-                self.fleet.participant_urls,
-                self.definitions,
-                world=self.schedule.world,
-                wire=self.fleet.tap.calls if self.fleet.tap else (),
-            )
+            collected = await self._collect()
         with self._timed("verify"):
             results = verify(collected.evidence)
         result = await self._report(collected, results)
@@ -256,8 +249,13 @@ class Campaign:
 
     async def verify_now(self) -> tuple[Collected, list[InvariantResult]]:
         """Collect the evidence as it is now and check it (no load, no chaos)."""
+        collected = await self._collect()
+        return collected, verify(collected.evidence)
+
+    async def _collect(self) -> Collected:
+        """Every started saga's evidence: the API's view, the services' ledgers, the wire."""
         assert self.fleet is not None
-        collected = await collect(
+        return await collect(
             self.api,
             self.driver.ids.values(),
             self.fleet.participant_urls,
@@ -265,7 +263,6 @@ class Campaign:
             world=self.schedule.world,
             wire=self.fleet.tap.calls if self.fleet.tap else (),
         )
-        return collected, verify(collected.evidence)
 
     async def _report(self, collected: Collected, results: list[InvariantResult]) -> dict[str, Any]:
         assert self.fleet is not None
@@ -281,7 +278,7 @@ class Campaign:
         await self.api.aclose()
         if self.dbs is not None:
             if self.config.keep_databases and self.dbs.cluster is None:
-                self.say(f"databases kept: {', '.join(n for _, n in self.dbs.created)}")
+                self.say(f"databases kept: {', '.join(self.dbs.created)}")
             else:
                 await databases.drop(self.dbs)
 

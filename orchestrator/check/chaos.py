@@ -25,11 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.check.cluster import PgCluster
 from orchestrator.check.fleet import Fleet
 from orchestrator.check.load import Tally
-from orchestrator.check.processes import ManagedProcess, wait_until
 from orchestrator.check.schedule import ChaosEvent
+from orchestrator.harness.postgres import PgCluster
+from orchestrator.harness.processes import ManagedProcess, wait_until
 
 CONFLICTS = "saga_version_conflicts_total"
 LEASES_LOST = "saga_leases_lost_total"

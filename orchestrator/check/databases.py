@@ -2,7 +2,7 @@
 
 In order of preference:
 
-1. ``--db-crash``: a private cluster (:mod:`orchestrator.check.cluster`) holding
+1. ``--db-crash``: a private cluster (:class:`~orchestrator.harness.postgres.PgCluster`) holding
    every database, since the crash takes them all down together;
 2. ``--database-url``: the orchestrator uses that database as given (the
    campaign judges only the sagas it started); the services get throwaway
@@ -20,18 +20,20 @@ schedule's world (accounts with an opening movement, stock items).
 from __future__ import annotations
 
 import asyncio
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
-from orchestrator.check.cluster import PgCluster
 from orchestrator.check.fleet import SERVICES
 from orchestrator.check.schedule import World
+from orchestrator.harness.postgres import (
+    PgCluster,
+    Throwaways,
+    answers,
+    local_admin_url,
+    with_database,
+)
 from orchestrator.settings import normalise_database_url, redact_url
 
 
@@ -43,8 +45,13 @@ class Databases:
     service_urls: dict[str, str]
     description: str
     cluster: PgCluster | None = None
-    created: list[tuple[str, str]] = field(default_factory=list)
-    """(admin URL, database name) of every throwaway database."""
+    throwaways: Throwaways | None = None
+    """The throwaway databases and their server (None: nothing to drop)."""
+
+    @property
+    def created(self) -> list[str]:
+        """The names of the throwaway databases."""
+        return [] if self.throwaways is None else list(self.throwaways.created)
 
     def as_json(self) -> dict[str, object]:
         """Where the data lives, without passwords."""
@@ -52,42 +59,8 @@ class Databases:
             "where": self.description,
             "orchestrator": redact_url(self.orchestrator_url),
             "services": {k: redact_url(v) for k, v in self.service_urls.items()},
-            "throwaway": [name for _, name in self.created],
+            "throwaway": self.created,
         }
-
-
-def local_postgres_url() -> str:
-    """The local PostgreSQL's maintenance database, from the usual ``PG*`` variables."""
-    host = os.environ.get("PGHOST", "127.0.0.1")
-    port = os.environ.get("PGPORT", "5432")
-    user = os.environ.get("PGUSER", "postgres")
-    return f"postgresql+asyncpg://{user}@{host}:{port}/postgres"
-
-
-async def _execute(admin_url: str, *statements: str) -> None:
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        async with asyncio.timeout(30), engine.connect() as conn:
-            for statement in statements:
-                await conn.execute(sa.text(statement))
-    finally:
-        await engine.dispose()
-
-
-async def answers(url: str) -> bool:
-    """Whether a PostgreSQL server answers at ``url`` within a few seconds."""
-    try:
-        async with asyncio.timeout(5):
-            await _execute(url, "SELECT 1")
-    except Exception:  # any failure means "not usable", whatever the driver raised
-        return False
-    return True
-
-
-async def _throwaway(admin_url: str, name: str, dbs: Databases) -> str:
-    await _execute(admin_url, f'CREATE DATABASE "{name}"')
-    dbs.created.append((admin_url, name))
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 async def prepare(
@@ -106,9 +79,9 @@ async def prepare(
         if url.startswith("sqlite"):
             dbs.service_urls = _sqlite_files(workdir)
             return dbs
-        admin = make_url(url).set(database="postgres").render_as_string(hide_password=False)
-    elif await answers(local_postgres_url()):
-        admin = local_postgres_url()
+        admin = with_database(url, "postgres")
+    elif await answers(local_admin_url()):
+        admin = local_admin_url()
         dbs = Databases("", {}, f"throwaway databases on {make_url(admin).host}")
     else:
         dbs = Databases(
@@ -117,10 +90,11 @@ async def prepare(
             "SQLite files (no PostgreSQL answered)",
         )
         return dbs
+    dbs.throwaways = Throwaways(admin)
     if not dbs.orchestrator_url:
-        dbs.orchestrator_url = await _throwaway(admin, prefix, dbs)
+        dbs.orchestrator_url = await dbs.throwaways.create(prefix)
     for service in SERVICES:
-        dbs.service_urls[service] = await _throwaway(admin, f"{prefix}_{service}", dbs)
+        dbs.service_urls[service] = await dbs.throwaways.create(f"{prefix}_{service}")
     return dbs
 
 
@@ -187,9 +161,10 @@ async def seed_world(service_urls: dict[str, str], world: World) -> None:
 
 async def drop(dbs: Databases) -> None:
     """Drop every throwaway database and destroy the private cluster."""
-    for admin_url, name in reversed(dbs.created):
-        if dbs.cluster is None:
-            await _execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    dbs.created.clear()
     if dbs.cluster is not None:
+        # Its databases go with it: no DROP DATABASE one by one.
         await asyncio.to_thread(dbs.cluster.destroy)
+        if dbs.throwaways is not None:
+            dbs.throwaways.created.clear()
+    elif dbs.throwaways is not None:
+        await dbs.throwaways.drop_all()

@@ -25,13 +25,9 @@ from pathlib import Path
 
 import httpx
 
-from orchestrator.check.processes import (
-    ManagedProcess,
-    MetricsBook,
-    clean_environment,
-    saga_command,
-)
+from orchestrator.check.scrapes import MetricsBook
 from orchestrator.check.wire import WireTap
+from orchestrator.harness.processes import ManagedProcess, clean_environment, saga_command
 
 SERVICES = ("orders", "payments", "inventory", "shipping")
 

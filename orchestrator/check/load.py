@@ -21,8 +21,8 @@ from typing import Any
 
 import httpx
 
-from orchestrator.check.processes import wait_until
 from orchestrator.check.schedule import SagaPlan
+from orchestrator.harness.processes import wait_until
 
 RESTING = frozenset({"completed", "compensated", "failed"})
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

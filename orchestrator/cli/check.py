@@ -145,9 +145,9 @@ def check(
     happen (a fault mode that never fired); 2 the campaign could not run.
     """
     from orchestrator.check import CampaignConfig, run_campaign
-    from orchestrator.check.cluster import ClusterError
     from orchestrator.check.load import ApiRefused, CampaignTimeout
     from orchestrator.check.report import render
+    from orchestrator.harness.postgres import ClusterError
 
     config = CampaignConfig(
         sagas=sagas,

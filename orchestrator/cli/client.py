@@ -14,7 +14,7 @@ from typing import Any
 import click
 import httpx
 
-from orchestrator.cli.tables import short_time, table
+from orchestrator.harness.tables import short_time, table
 
 FINAL = {"completed", "compensated", "failed"}
 

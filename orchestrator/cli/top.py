@@ -9,7 +9,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator.cli.client import url_option
-from orchestrator.cli.tables import table
+from orchestrator.harness.tables import table
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from orchestrator.check.processes import wait_until
 from orchestrator.check.wire import WireTap
+from orchestrator.harness.processes import wait_until
 from tests.support.servers import serve_app
 
 

@@ -1,8 +1,7 @@
 """End-to-end fixtures: real ``saga serve`` processes against a cloned PostgreSQL database.
 
-- ``template_db`` (session): a database migrated to head; ``database_url`` clones it per test.
-- ``participant`` / ``participant_url``: the scripted participant, served over real HTTP by
-  uvicorn inside the test's own event loop (so its ledger can be read directly).
+- ``template_db``, ``database_url``, ``participant``, ``participant_url``: the shared ones
+  (:mod:`tests.support.fixtures`).
 - ``saga_servers``: starts ``saga serve --port N`` as real subprocesses (the ``saga`` console
   script next to ``sys.executable``), configured only through ``SAGA_*`` environment
   variables, waits for ``/readyz``; at teardown every process still alive is stopped
@@ -11,16 +10,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.harness import SagaServers
-from tests.support.orchestrator import cloned_database, orchestrator_template
-from tests.support.participant import ScriptedParticipant
-from tests.support.servers import serve_app
+from tests.support.fixtures import database_url, participant, participant_url, template_db
+
+__all__ = ["database_url", "participant", "participant_url", "saga_servers", "template_db"]
 
 # -- reporting a failed test's server logs ------------------------------------------------
 
@@ -38,29 +37,6 @@ def _failed(request: pytest.FixtureRequest) -> bool:
 
 
 # -- fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def template_db() -> Iterator[str]:
-    with orchestrator_template() as name:
-        yield name
-
-
-@pytest.fixture
-def database_url(template_db: str) -> Iterator[str]:
-    with cloned_database(template_db) as url:
-        yield url
-
-
-@pytest.fixture
-def participant() -> ScriptedParticipant:
-    return ScriptedParticipant()
-
-
-@pytest.fixture
-async def participant_url(participant: ScriptedParticipant) -> AsyncIterator[str]:
-    async with serve_app(participant.app()) as url:
-        yield url
 
 
 @pytest.fixture

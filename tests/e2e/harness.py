@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import signal
 import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.support.servers import free_port
+from orchestrator.harness.processes import (
+    ManagedProcess,
+    clean_environment,
+    parse_metrics,
+    saga_command,
+)
 
-SAGA = Path(sys.executable).with_name("saga")
 FINAL = {"completed", "compensated", "failed"}
 
 
@@ -27,27 +28,45 @@ FINAL = {"completed", "compensated", "failed"}
 
 @dataclass
 class SagaProcess:
-    """One ``saga serve`` process."""
+    """One ``saga serve`` process: the harness's process, seen the way the tests use it."""
 
-    name: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    env: dict[str, str] = field(repr=False)
+    process: ManagedProcess
+
+    @property
+    def name(self) -> str:
+        return self.process.name
+
+    @property
+    def port(self) -> int:
+        return self.process.port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.process.url
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.process.env
+
+    @property
+    def log_path(self) -> Path:
+        return self.process.log_path
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        """The running (or exited) child."""
+        assert self.process.proc is not None
+        return self.process.proc
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.process.alive
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return self.process.log()
 
     def problems(self) -> list[str]:
         """Log lines reporting an error or a traceback (a healthy run has none)."""
@@ -59,20 +78,11 @@ class SagaProcess:
 
     def sigkill(self) -> None:
         """Kill the process at once (a crash: no shutdown code runs) and reap it."""
-        if self.alive():
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        self.process.kill()
 
     async def stop(self, timeout_s: float = 5.0) -> None:
         """SIGTERM, wait (keeping the event loop running), SIGKILL if it lingers."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + timeout_s
-            while self.alive() and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-        if self.alive():
-            self.proc.kill()
-        self.proc.wait(timeout=10)
+        await self.process.stop(grace_s=timeout_s)
 
     async def metrics(self) -> dict[str, float]:
         """The process's ``/metrics``: sample name (with labels) -> value."""
@@ -80,16 +90,6 @@ class SagaProcess:
             response = await client.get("/metrics")
         response.raise_for_status()
         return parse_metrics(response.text)
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name, _, value = line.rpartition(" ")
-        values[name] = float(value)
-    return values
 
 
 class SagaServers:
@@ -102,7 +102,7 @@ class SagaServers:
         self.started: list[SagaProcess] = []
 
     def environment(self, **settings: Any) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SAGA_")}
+        """The environment of a process: ``SAGA_<NAME>`` for each setting, fast timings."""
         values: dict[str, Any] = {
             "database_url": self.database_url,
             "participants": json.dumps(self.participants),
@@ -113,30 +113,21 @@ class SagaServers:
             "log_level": "INFO",
             **settings,
         }
-        env.update({f"SAGA_{k.upper()}": str(v) for k, v in values.items()})
-        return env
+        return {**clean_environment(), **{f"SAGA_{k.upper()}": str(v) for k, v in values.items()}}
 
     async def start(
         self, *, role: str = "all", ready_timeout_s: float = 30.0, **settings: Any
     ) -> SagaProcess:
         """Start ``saga serve`` with ``SAGA_<NAME>`` = each setting; return once it is ready."""
         name = f"saga{len(self.started) + 1}"
-        port = free_port()
-        log_path = self.workdir / f"{name}.log"
-        env = self.environment(**settings)
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [str(SAGA), "serve", "--port", str(port), "--role", role],
-                env=env,
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        process = SagaProcess(name, port, proc, log_path, env)
-        self.started.append(process)
-        await wait_ready(process, ready_timeout_s)
-        return process
+        argv = [*saga_command(), "serve", "--port", "{port}", "--role", role]
+        process = ManagedProcess(name, argv, self.environment(**settings), self.workdir)
+        process.start()
+        started = SagaProcess(process)
+        self.started.append(started)
+        # The participant lives on this event loop: wait without blocking it.
+        await process.wait_ready(timeout_s=ready_timeout_s, request_timeout_s=1.0)
+        return started
 
     async def stop_all(self) -> None:
         for process in self.started:
@@ -146,27 +137,6 @@ class SagaServers:
         for process in self.started:
             print(f"\n----- {process.name} (pid {process.pid}, port {process.port}) log -----")
             print(process.log()[-20_000:])
-
-
-async def wait_ready(process: SagaProcess, timeout_s: float) -> None:
-    """Poll ``/readyz`` without blocking the loop (the participant lives on it)."""
-    deadline = time.monotonic() + timeout_s
-    last: object = None
-    async with httpx.AsyncClient(base_url=process.url, timeout=1.0) as client:
-        while time.monotonic() < deadline:
-            if not process.alive():
-                raise RuntimeError(
-                    f"{process.name} exited with {process.proc.returncode}:\n{process.log()}"
-                )
-            try:
-                response = await client.get("/readyz")
-                if response.status_code == 200:
-                    return
-                last = response.text
-            except httpx.HTTPError as exc:
-                last = exc
-            await asyncio.sleep(0.1)
-    raise TimeoutError(f"{process.name} not ready after {timeout_s}s ({last}):\n{process.log()}")
 
 
 # -- API helpers -----------------------------------------------------------

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import uvicorn
 
 from orchestrator.api.app import create_app
 from orchestrator.api.server import server_options
 from orchestrator.settings import Settings
-from tests.support.servers import free_port
+from tests.support.servers import free_port, serve_app
 
 KEY = "hardening-key-0123456789abcdef"
 OLD_KEY = "hardening-old-key-fedcba9876543210"
@@ -42,11 +40,6 @@ def assert_error(
     return error
 
 
-class _QuietServer(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the test runner owns signals
-        pass
-
-
 @asynccontextmanager
 async def serve_like_production(
     settings: Settings, role: str = "all"
@@ -56,21 +49,8 @@ async def serve_like_production(
     if settings.public_url is None:
         settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})
     app = create_app(settings, role=role)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", **server_options(settings)
-    )
-    server = _QuietServer(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("server stopped before it started")
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        await task
+    async with serve_app(app, port, **server_options(settings)) as url:
+        yield url, app
 
 
 async def register(

@@ -2,6 +2,8 @@
 
 A schema is migrated once into a template database; each test clones it with
 ``CREATE DATABASE ... TEMPLATE ...``, which is fast and gives real isolation.
+The statements are the harness's (:mod:`orchestrator.harness.postgres`),
+called synchronously so that plain fixtures can use them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import sqlalchemy as sa
+from orchestrator.harness import postgres
+from orchestrator.harness.processes import run_blocking
 
 PG_HOST = os.environ.get("SAGA_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("SAGA_TEST_PG_PORT", "5432"))
@@ -24,43 +27,26 @@ def pg_url(database: str, driver: str = "asyncpg") -> str:
     return f"postgresql+{driver}://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
 
 
-def _admin_engine() -> sa.Engine:
-    # psycopg (sync) for DDL that cannot run in a transaction.
-    return sa.create_engine(pg_url("postgres", "psycopg"), isolation_level="AUTOCOMMIT")
+ADMIN_URL = pg_url("postgres")
 
 
 def postgres_available() -> bool:
-    engine = _admin_engine()
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("select 1"))
-        return True
-    except Exception:
-        return False
-    finally:
-        engine.dispose()
+    """Whether the test server answers."""
+    return run_blocking(postgres.answers(ADMIN_URL))
 
 
 def create_database(name: str, template: str | None = None) -> None:
-    engine = _admin_engine()
-    try:
-        with engine.connect() as conn:
-            clause = f" TEMPLATE {template}" if template else ""
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"{clause}'))
-    finally:
-        engine.dispose()
+    """Create database ``name`` on the test server (cloned from ``template``)."""
+    run_blocking(postgres.create_database(ADMIN_URL, name, template))
 
 
 def drop_database(name: str) -> None:
-    engine = _admin_engine()
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        engine.dispose()
+    """Drop database ``name`` from the test server, ending its sessions."""
+    run_blocking(postgres.drop_database(ADMIN_URL, name))
 
 
 def unique_name(prefix: str) -> str:
+    """``prefix`` with a random suffix: tests running at once never share a database."""
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 

@@ -2,27 +2,22 @@
 
 ``serve_app`` runs an ASGI app under uvicorn inside the test's own event loop,
 bound to 127.0.0.1 on a free port: calls go through real sockets and real HTTP.
-``free_port`` and ``wait_http`` help tests that start whole processes.
+``free_port`` and ``wait_http`` help tests that start whole processes; they
+are the harness's (:mod:`orchestrator.harness.processes`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 import uvicorn
 
+from orchestrator.harness.processes import free_port, run_blocking, wait_http_ok
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+__all__ = ["free_port", "serve_app", "wait_http"]
 
 
 class _QuietServer(uvicorn.Server):
@@ -31,10 +26,18 @@ class _QuietServer(uvicorn.Server):
 
 
 @asynccontextmanager
-async def serve_app(app: Any, port: int | None = None) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1 and yield its base URL; stop it on exit."""
+async def serve_app(app: Any, port: int | None = None, **options: Any) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 and yield its base URL; stop it on exit.
+
+    ``options`` go to :class:`uvicorn.Config` (e.g. the limits ``saga serve`` sets).
+    """
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        **{"log_level": "warning", "lifespan": "on", **options},
+    )
     server = _QuietServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -51,13 +54,4 @@ async def serve_app(app: Any, port: int | None = None) -> AsyncIterator[str]:
 
 def wait_http(url: str, timeout_s: float = 30.0) -> None:
     """Block until ``url`` answers 200 (for processes started by a test)."""
-    deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout_s}s: {last}")
+    run_blocking(wait_http_ok(url, timeout_s=timeout_s, request_timeout_s=1.0))

@@ -1,4 +1,8 @@
-"""Plain-text tables for the terminal."""
+"""Plain-text tables for the terminal: the CLI's listings and the tools' reports.
+
+Here rather than in the CLI so that the benchmark's report can render them
+without the tooling importing the command line.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ def _cell(value: Any) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """``rows`` under upper-cased ``headers``, columns padded; None prints as ``-``."""
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]

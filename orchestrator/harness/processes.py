@@ -1,30 +1,29 @@
-"""The processes a campaign runs and hurts: start, wait ready, SIGKILL, SIGSTOP/SIGCONT, stop.
+"""Child processes for the tooling and the tests: start, wait ready, hurt, stop.
 
 Every process runs in its own session (so a Ctrl-C at the terminal reaches
-the campaign, which then stops them in order) and logs to a file of its own
-in the campaign's directory, one file per incarnation. A process killed on
-purpose loses its counters, so :class:`MetricsBook` keeps the last scrape of
-every incarnation and sums them.
+the tool, which then stops them in order) and logs to a file of its own in a
+working directory, one file per incarnation, on a fresh loopback port each
+time it starts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+T = TypeVar("T")
 
 
 async def wait_until(
@@ -43,12 +42,57 @@ async def wait_until(
         await asyncio.sleep(interval_s)
 
 
+def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to its end from synchronous code, and return its result.
+
+    Called where an event loop already runs in this thread (a synchronous
+    helper inside an async test fixture), it runs on a loop of its own in
+    another thread: the caller blocks, as a synchronous call would.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+async def wait_http_ok(
+    url: str,
+    *,
+    timeout_s: float,
+    request_timeout_s: float = 2.0,
+    alive: Callable[[], bool] | None = None,
+) -> None:
+    """Poll ``url`` until it answers 200.
+
+    Raises :class:`RuntimeError` as soon as ``alive`` says the process behind
+    it has exited (no point waiting for a dead server), :class:`TimeoutError`
+    with the last answer or error after ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    async with httpx.AsyncClient(timeout=request_timeout_s) as client:
+        while time.monotonic() < deadline:
+            if alive is not None and not alive():
+                raise RuntimeError(f"exited before {url} answered")
+            try:
+                response = await client.get(url)
+                if response.status_code == 200:
+                    return
+                last = response.status_code
+            except httpx.HTTPError as exc:
+                last = exc
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout_s:.0f}s ({last})")
 
 
 def saga_command() -> list[str]:
@@ -60,12 +104,16 @@ def saga_command() -> list[str]:
 
 
 def clean_environment() -> dict[str, str]:
-    """This process's environment without any ``SAGA_``/``PARTICIPANT_`` setting."""
+    """This process's environment without any ``SAGA_``/``PARTICIPANT_`` setting.
+
+    A child configured only through what it is given cannot pick up the
+    settings of the shell that started the tool.
+    """
     return {k: v for k, v in os.environ.items() if not k.startswith(("SAGA_", "PARTICIPANT_"))}
 
 
 def parse_metrics(text: str) -> dict[str, float]:
-    """Prometheus text format -> ``{"name{labels}": value}``."""
+    """Prometheus text format -> ``{"name{labels}": value}`` (unreadable samples skipped)."""
     values: dict[str, float] = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
@@ -122,29 +170,29 @@ class ManagedProcess:
                 start_new_session=True,
             )
 
-    async def wait_ready(self, path: str = "/readyz", timeout_s: float = 60.0) -> None:
+    async def wait_ready(
+        self, path: str = "/readyz", timeout_s: float = 60.0, request_timeout_s: float = 2.0
+    ) -> None:
         """Poll ``path`` until it answers 200; raise with the log's tail if it never does."""
-        deadline = time.monotonic() + timeout_s
-        last: object = None
-        async with httpx.AsyncClient(base_url=self.url, timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if not self.alive:
-                    raise RuntimeError(f"{self.name} exited at start:\n{self.tail()}")
-                try:
-                    response = await client.get(path)
-                    if response.status_code == 200:
-                        return
-                    last = response.status_code
-                except httpx.HTTPError as exc:
-                    last = exc
-                await asyncio.sleep(0.1)
-        raise TimeoutError(f"{self.name} not ready after {timeout_s:.0f}s ({last}):\n{self.tail()}")
+        try:
+            await wait_http_ok(
+                self.url + path,
+                timeout_s=timeout_s,
+                request_timeout_s=request_timeout_s,
+                alive=lambda: self.alive,
+            )
+        except RuntimeError:
+            raise RuntimeError(f"{self.name} exited at start:\n{self.tail()}") from None
+        except TimeoutError as exc:
+            raise TimeoutError(f"{self.name} not ready: {exc}:\n{self.tail()}") from None
+
+    def log(self) -> str:
+        """The whole log of the current incarnation."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def tail(self, lines: int = 30) -> str:
         """The last lines of the current log."""
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(self.log().splitlines()[-lines:])
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, in-flight work is lost. Reaps the process."""
@@ -187,42 +235,3 @@ class ManagedProcess:
         except httpx.HTTPError:
             return None
         return parse_metrics(response.text) if response.status_code == 200 else None
-
-
-class MetricsBook:
-    """The last scrape of every incarnation of every process, summed on demand."""
-
-    def __init__(self) -> None:
-        self._last: dict[tuple[str, int], dict[str, float]] = {}
-
-    def record(self, process: ManagedProcess, values: dict[str, float] | None) -> None:
-        """Keep ``values`` as the latest of ``process``'s current incarnation."""
-        if values is not None:
-            self._last[(process.name, process.incarnation)] = values
-
-    def latest(self, process: ManagedProcess) -> dict[str, float]:
-        """The latest scrape of ``process``'s current incarnation (empty if none)."""
-        return self._last.get((process.name, process.incarnation), {})
-
-    def total(self, metric: str, prefix: str = "") -> float:
-        """``metric`` summed over its label sets and every incarnation whose name starts
-        with ``prefix``."""
-        return sum(
-            value
-            for (name, _), values in self._last.items()
-            if name.startswith(prefix)
-            for sample, value in values.items()
-            if sample == metric or sample.startswith(metric + "{")
-        )
-
-    def by_label(self, metric: str, label: str, prefix: str = "") -> dict[str, float]:
-        """``metric`` summed per value of ``label`` over every incarnation."""
-        sums: dict[str, float] = defaultdict(float)
-        for (name, _), values in self._last.items():
-            if not name.startswith(prefix):
-                continue
-            for sample, value in values.items():
-                if sample.startswith(metric + "{"):
-                    labels = dict(_LABEL.findall(sample))
-                    sums[labels.get(label, "")] += value
-        return dict(sums)
