@@ -10,7 +10,6 @@ from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orchestrator.callbacks import shared_secret
 from orchestrator.clock import utcnow
 from orchestrator.metrics import Metrics
 from orchestrator.otel import CallSpans, call_spans
@@ -20,6 +19,7 @@ from orchestrator.store.engine import create_engine
 from orchestrator.store.faults import FaultStore
 from orchestrator.store.reads import SagaReader
 from orchestrator.store.sagas import SagaWriter
+from orchestrator.store.secrets import shared_secret
 from orchestrator.transport.client import ParticipantClient
 from orchestrator.transport.faults import FaultInjector
 from orchestrator.transport.routing import Routing

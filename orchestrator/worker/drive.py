@@ -39,7 +39,8 @@ from orchestrator.machine import (
 )
 from orchestrator.metrics import Metrics
 from orchestrator.otel import CallSpans
-from orchestrator.store.sagas import HistoryEvent, Lease, SagaWriter, StoredSaga
+from orchestrator.store.rows import HistoryEvent, Lease, StoredSaga
+from orchestrator.store.sagas import SagaWriter
 from orchestrator.tracing import traceparent
 from orchestrator.transport.client import CallRequest, ParticipantClient
 from orchestrator.transport.faults import CallIdentity

@@ -18,7 +18,8 @@ from orchestrator.definitions import SagaDefinition
 from orchestrator.metrics import Metrics
 from orchestrator.otel import CallSpans
 from orchestrator.store.definitions import DefinitionStore
-from orchestrator.store.sagas import Lease, SagaWriter, StoredSaga
+from orchestrator.store.rows import Lease, StoredSaga
+from orchestrator.store.sagas import SagaWriter
 from orchestrator.transport.client import ParticipantClient
 from orchestrator.worker.drive import DriveContext, SagaDriver
 from orchestrator.worker.wakeups import DueListener

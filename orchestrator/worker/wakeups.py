@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from orchestrator.store.sagas import DUE_CHANNEL as CHANNEL
+from orchestrator.store.postgres import DUE_CHANNEL as CHANNEL
 
 log = logging.getLogger("orchestrator.worker")
 
