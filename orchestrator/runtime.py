@@ -7,7 +7,6 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import event
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.clock import utcnow
@@ -16,6 +15,7 @@ from orchestrator.otel import CallSpans, call_spans
 from orchestrator.settings import Settings
 from orchestrator.store.definitions import DefinitionStore
 from orchestrator.store.engine import create_engine
+from orchestrator.store.errors import StoreUnavailable
 from orchestrator.store.faults import FaultStore
 from orchestrator.store.reads import SagaReader
 from orchestrator.store.sagas import SagaWriter
@@ -123,7 +123,7 @@ class Runtime:
         while True:
             try:
                 return await shared_secret(self.engine)
-            except (SQLAlchemyError, OSError) as exc:
+            except StoreUnavailable as exc:
                 if asyncio.get_running_loop().time() + delay > deadline:
                     raise
                 log.warning("database not reachable yet, retrying in %.1fs: %s", delay, exc)
@@ -139,7 +139,7 @@ class Runtime:
         try:
             async with asyncio.timeout(2):
                 counts, earliest = await self.reader.gauges()
-        except (TimeoutError, SQLAlchemyError, OSError) as exc:
+        except (TimeoutError, StoreUnavailable) as exc:
             log.warning("metrics: reading the saga gauges failed: %s", exc)
             return
         for status, count in counts.items():
