@@ -20,11 +20,11 @@ from orchestrator.store.faults import FaultStore
 from orchestrator.store.reads import SagaReader
 from orchestrator.store.sagas import SagaWriter
 from orchestrator.store.secrets import shared_secret
+from orchestrator.store.wakeups import DueListener, listen_dsn
 from orchestrator.transport.client import ParticipantClient
 from orchestrator.transport.faults import FaultInjector
 from orchestrator.transport.routing import Routing
 from orchestrator.worker.loop import Worker
-from orchestrator.worker.wakeups import DueListener, listen_dsn
 
 log = logging.getLogger("orchestrator")
 

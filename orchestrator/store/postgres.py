@@ -20,7 +20,7 @@ from orchestrator.store.history import history_json
 from orchestrator.store.rows import HistoryEvent, StoredSaga, saga_from_row
 from orchestrator.store.schema import sagas_table as sagas
 
-#: The channel that tells listening workers a saga is due (orchestrator.worker.wakeups).
+#: The channel that tells listening workers a saga is due (orchestrator.store.wakeups).
 DUE_CHANNEL = "saga_due"
 _NOTIFY_DUE = sa.text(f"SELECT pg_notify('{DUE_CHANNEL}', '')")
 

@@ -19,9 +19,9 @@ from orchestrator.store.definitions import DefinitionStore
 from orchestrator.store.errors import StoreUnavailable
 from orchestrator.store.rows import Lease, StoredSaga
 from orchestrator.store.sagas import SagaWriter
+from orchestrator.store.wakeups import DueListener
 from orchestrator.transport.client import ParticipantClient
 from orchestrator.worker.drive import DriveContext, SagaDriver
-from orchestrator.worker.wakeups import DueListener
 
 log = logging.getLogger("orchestrator.worker")
 
