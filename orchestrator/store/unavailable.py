@@ -2,7 +2,8 @@
 
 Unavailable: any connection, I/O or timeout failure (``OSError``), an
 exhausted pool, an ``OperationalError`` (the DBAPI's class for "the database
-cannot do this now", SQLite's "database is locked" among them), a dropped
+cannot do this now", SQLite's "database is locked" among them; SQLite files
+some bugs there too, e.g. "no such column", and they stay 503s), a dropped
 connection, and a PostgreSQL SQLSTATE of class 08 (connection exception), 53
 (insufficient resources) or 57P (operator intervention, e.g. 57P03 "the
 database system is starting up" during crash recovery). Anything else is a
