@@ -58,7 +58,8 @@ from orchestrator.machine import (  # noqa: E402
 )
 from orchestrator.store import migrate, retention  # noqa: E402
 from orchestrator.store.engine import create_engine  # noqa: E402
-from orchestrator.store.sagas import HistoryEvent, SagaWriter, StoredSaga  # noqa: E402
+from orchestrator.store.rows import HistoryEvent, StoredSaga  # noqa: E402
+from orchestrator.store.sagas import SagaWriter  # noqa: E402
 from tests.support.databases import throwaway_database  # noqa: E402
 
 PLAN = Plan.sequential((StepPlan("reserve"), StepPlan("charge"), StepPlan("ship")))

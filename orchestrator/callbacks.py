@@ -9,17 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 import uuid
-
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from orchestrator.clock import utcnow
-from orchestrator.store.schema import secrets_table
-
-SECRET_NAME = "callback_token_key"
 
 
 def callback_token(secret: str, saga_id: uuid.UUID | str, step: str, attempt: int) -> str:
@@ -36,23 +26,3 @@ def attempt_of(
         if hmac.compare_digest(token.encode(), expected.encode()):  # bytes: any token is safe
             return attempt
     return None
-
-
-async def shared_secret(engine: AsyncEngine) -> str:
-    """The key every worker and API replica uses, created once in the database."""
-    query = sa.select(secrets_table.c.value).where(secrets_table.c.name == SECRET_NAME)
-    async with engine.connect() as conn:
-        found = (await conn.execute(query)).scalar()
-    if found is not None:
-        return str(found)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                sa.insert(secrets_table).values(
-                    name=SECRET_NAME, value=secrets.token_hex(32), created_at=utcnow()
-                )
-            )
-    except IntegrityError:
-        pass  # another process created it first
-    async with engine.connect() as conn:
-        return str((await conn.execute(query)).scalar_one())

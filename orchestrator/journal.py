@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from orchestrator.machine import CallCommand, SagaState
-from orchestrator.store.sagas import HistoryEvent
+from orchestrator.store.rows import HistoryEvent
 from orchestrator.transport.outcome import CallResult
 
 

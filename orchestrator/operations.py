@@ -28,7 +28,8 @@ from orchestrator.machine import (
 )
 from orchestrator.runtime import Runtime
 from orchestrator.store.definitions import StoredDefinition
-from orchestrator.store.sagas import HistoryEvent, NotNewest, StoredSaga
+from orchestrator.store.errors import NotNewest
+from orchestrator.store.rows import HistoryEvent, StoredSaga
 from orchestrator.tracing import trace_id_from
 
 

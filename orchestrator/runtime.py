@@ -7,10 +7,9 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import event
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orchestrator.callbacks import callback_token, shared_secret
+from orchestrator.callbacks import callback_token
 from orchestrator.clock import utcnow
 from orchestrator.fault_injection import FaultInjector
 from orchestrator.metrics import Metrics
@@ -18,14 +17,16 @@ from orchestrator.otel import CallSpans, call_spans
 from orchestrator.settings import Settings
 from orchestrator.store.definitions import DefinitionStore
 from orchestrator.store.engine import create_engine
+from orchestrator.store.errors import StoreUnavailable
 from orchestrator.store.faults import FaultStore
 from orchestrator.store.reads import SagaReader
 from orchestrator.store.sagas import SagaWriter
+from orchestrator.store.secrets import shared_secret
+from orchestrator.store.wakeups import DueListener, listen_dsn
 from orchestrator.transport.call import CallIdentity
 from orchestrator.transport.client import ParticipantClient
 from orchestrator.transport.routing import Routing
 from orchestrator.worker.loop import Worker
-from orchestrator.worker.wakeups import DueListener, listen_dsn
 
 log = logging.getLogger("orchestrator")
 
@@ -108,6 +109,7 @@ class Runtime:
             dsn = listen_dsn(self.settings.database_url)
             listener = DueListener(dsn, self.worker.notify) if dsn is not None else None
             self._worker_task = asyncio.create_task(self.worker.run(listener))
+            self._worker_task.add_done_callback(_report_worker_end)
             log.info("worker %s started", self.worker.owner)
 
     def _worker(self, callback_secret: str) -> Worker:
@@ -145,7 +147,7 @@ class Runtime:
         while True:
             try:
                 return await shared_secret(self.engine)
-            except (SQLAlchemyError, OSError) as exc:
+            except StoreUnavailable as exc:
                 if asyncio.get_running_loop().time() + delay > deadline:
                     raise
                 log.warning("database not reachable yet, retrying in %.1fs: %s", delay, exc)
@@ -161,7 +163,7 @@ class Runtime:
         try:
             async with asyncio.timeout(2):
                 counts, earliest = await self.reader.gauges()
-        except (TimeoutError, SQLAlchemyError, OSError) as exc:
+        except (TimeoutError, StoreUnavailable) as exc:
             log.warning("metrics: reading the saga gauges failed: %s", exc)
             return
         for status, count in counts.items():
@@ -178,3 +180,13 @@ class Runtime:
             await self.client.aclose()
         await asyncio.to_thread(self.spans.shutdown)  # the last batch goes out over HTTP
         await self.engine.dispose()
+
+
+def _report_worker_end(task: asyncio.Task[None]) -> None:
+    """Say loudly when the worker stops by an error: the API goes on serving without it."""
+    if task.cancelled() or task.exception() is None:
+        return
+    log.critical(
+        "the worker stopped on an error; no saga is driven by this process",
+        exc_info=task.exception(),
+    )

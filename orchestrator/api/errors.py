@@ -12,12 +12,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.store.errors import StoreUnavailable
 
 log = logging.getLogger("orchestrator.api")
 
@@ -91,20 +90,6 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-#: SQLSTATE classes that mean "the database cannot serve now", not "this request is wrong":
-#: 08 connection exception, 53 insufficient resources, 57P operator intervention
-#: (e.g. 57P03 "the database system is starting up" during crash recovery).
-_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
-
-
-def _database_unavailable(exc: DBAPIError) -> bool:
-    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
-        state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
-        if isinstance(state, str) and state.startswith(_UNAVAILABLE_SQLSTATES):
-            return True
-    return False
-
-
 def install(app: FastAPI) -> None:
     """Map every exception to the error shape; FastAPI's ``{"detail": ...}`` never shows."""
 
@@ -135,21 +120,15 @@ def install(app: FastAPI) -> None:
             response.headers["Allow"] = ", ".join(_allowed_methods(request))
         return response
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(PoolTimeout)
+    # The store decides what "unavailable" is (orchestrator.store.unavailable);
+    # any other database error is a bug, answered below as one. An OSError that
+    # escapes a handler is an outage too (a socket, a file), never the request's fault.
+    @app.exception_handler(StoreUnavailable)
     @app.exception_handler(ConnectionError)
     @app.exception_handler(OSError)
     async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable: %s", exc)
         return error_response(503, "unavailable", "the database is unavailable; retry shortly")
-
-    @app.exception_handler(DBAPIError)
-    async def _dbapi(_: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated or _database_unavailable(exc):
-            log.warning("database connection lost: %s", exc.orig)
-            return error_response(503, "unavailable", "the database is unavailable; retry shortly")
-        log.exception("database error")
-        return error_response(500, "internal_error", "internal error")
 
     @app.exception_handler(Exception)
     async def _bug(_: Request, exc: Exception) -> JSONResponse:

@@ -6,7 +6,7 @@ from typing import Any
 
 from orchestrator.definitions import SagaDefinition
 from orchestrator.store.definitions import StoredDefinition
-from orchestrator.store.sagas import StoredSaga
+from orchestrator.store.rows import StoredSaga
 
 
 def _iso(value: Any) -> str | None:

@@ -8,12 +8,12 @@ import time
 from datetime import datetime, timedelta
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.clock import utcnow
 from orchestrator.settings import Settings
 from orchestrator.store import migrate, retention
 from orchestrator.store.engine import create_engine
+from orchestrator.store.errors import StoreUnavailable
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"(\d+)([smhdw])")
@@ -90,7 +90,7 @@ def prune(
         raise click.BadParameter("reaches before year 1", param_hint="'--older-than'") from None
     try:
         asyncio.run(_prune(url, cutoff, batch_size, include_failed, dry_run))
-    except (SQLAlchemyError, OSError) as exc:
+    except StoreUnavailable as exc:
         raise click.ClickException(f"cannot prune: {exc}") from None
 
 

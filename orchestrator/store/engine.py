@@ -1,4 +1,9 @@
-"""Database engines: asyncpg for PostgreSQL, aiosqlite for the embedded default."""
+"""Database engines: asyncpg for PostgreSQL, aiosqlite for the embedded default.
+
+Every engine built here raises :class:`StoreUnavailable` when the database
+cannot serve (see :mod:`orchestrator.store.unavailable`), so no caller
+outside the store names SQLAlchemy's exceptions.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from orchestrator import json_codec
 from orchestrator.settings import normalise_database_url
+from orchestrator.store.unavailable import UnavailableOnConnect, raise_unavailable
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(normalise_database_url(url)).get_backend_name() == "sqlite"
 
 
-def ensure_sqlite_directory(url: str) -> None:
+def _sqlite_file(url: str) -> str | None:
     database = make_url(normalise_database_url(url)).database
-    if database and database != ":memory:":
+    return database if database and database != ":memory:" else None
+
+
+def ensure_sqlite_directory(url: str) -> None:
+    database = _sqlite_file(url)
+    if database is not None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
@@ -33,6 +44,7 @@ def create_engine(url: str, pool_size: int = 20, stall_limit_s: float = 15.0) ->
     but the database, so the limit never touches a healthy one.
     """
     url = normalise_database_url(url)
+    engine: AsyncEngine
     if not is_sqlite(url):
         server_settings = {
             "idle_in_transaction_session_timeout": str(max(1000, int(stall_limit_s * 1000))),
@@ -41,8 +53,9 @@ def create_engine(url: str, pool_size: int = 20, stall_limit_s: float = 15.0) ->
             "tcp_keepalives_interval": "5",
             "tcp_keepalives_count": "3",
         }
-        return create_async_engine(
+        engine = create_async_engine(
             url,
+            poolclass=UnavailableOnConnect,
             # A fixed pool: overflow connections are closed on return, so under
             # a steady load above the pool size every few statements paid for a
             # new session (a backend fork, TLS probe, authentication, statement
@@ -54,9 +67,14 @@ def create_engine(url: str, pool_size: int = 20, stall_limit_s: float = 15.0) ->
             connect_args={"server_settings": server_settings},
             json_serializer=json_codec.dumps_str,
         )
-    ensure_sqlite_directory(url)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
-    _make_sqlite_transactions_immediate(engine)
+    else:
+        ensure_sqlite_directory(url)
+        # A file database gets the queue pool SQLAlchemy would choose, able to
+        # report an exhausted pool; an in-memory one keeps its static pool.
+        pool = {"poolclass": UnavailableOnConnect} if _sqlite_file(url) is not None else {}
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
+        _make_sqlite_transactions_immediate(engine)
+    event.listen(engine.sync_engine, "handle_error", raise_unavailable)
     return engine
 
 

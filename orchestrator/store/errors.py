@@ -1,8 +1,9 @@
-"""The one error the store raises when the database cannot be reached.
+"""The errors the store raises for its callers.
 
 Callers outside ``orchestrator.store`` catch :class:`StoreUnavailable` and
 never name SQLAlchemy's or the driver's exceptions: which errors mean "the
-database is down, try again" is the store's knowledge, decided in one place.
+database is down, try again" is the store's knowledge, decided in one place
+(:mod:`orchestrator.store.engine`).
 """
 
 from __future__ import annotations
@@ -14,3 +15,7 @@ class StoreUnavailable(Exception):
     The operation may or may not have happened: a write whose commit raised
     this must be checked by reading again, never assumed lost.
     """
+
+
+class NotNewest(Exception):
+    """A saga was to start on its definition's newest version, and a newer one exists."""

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.errors import InvalidRequest
 from orchestrator.store.engine import single_statements
-from orchestrator.store.sagas import StoredSaga, saga_from_row
+from orchestrator.store.rows import StoredSaga, saga_from_row
 from orchestrator.store.schema import events_table, sagas_table
 
 

@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from orchestrator import logs, templates
 from orchestrator.clock import utcnow
 from orchestrator.conflicts import MAX_CONFLICT_RETRIES, RETRY, Retry, retry_conflicts
@@ -40,7 +38,9 @@ from orchestrator.machine import (
 )
 from orchestrator.metrics import Metrics
 from orchestrator.otel import CallSpans
-from orchestrator.store.sagas import HistoryEvent, Lease, SagaWriter, StoredSaga
+from orchestrator.store.errors import StoreUnavailable
+from orchestrator.store.rows import HistoryEvent, Lease, StoredSaga
+from orchestrator.store.sagas import SagaWriter
 from orchestrator.transport.call import CallIdentity, CallRequest, Transport
 from orchestrator.transport.outcome import CallResult
 
@@ -296,7 +296,7 @@ class SagaDriver:
                 lease=lease,
                 history=[*history, *transition_history(before, state, now)],
             )
-        except (SQLAlchemyError, OSError) as exc:
+        except StoreUnavailable as exc:
             # The commit may or may not have happened: the caller re-reads.
             self.ctx.metrics.database_errors.labels("record").inc()
             log.warning("saga %s: writing the transition failed: %s", base.id, exc)
@@ -310,7 +310,7 @@ class SagaDriver:
             try:
                 fresh = await self.ctx.writer.load(base.id)
                 break
-            except (SQLAlchemyError, OSError) as exc:
+            except StoreUnavailable as exc:
                 self.ctx.metrics.database_errors.labels("load").inc()
                 log.warning("saga %s: re-reading failed: %s", base.id, exc)
                 await asyncio.sleep(delay)

@@ -11,17 +11,17 @@ import time
 import uuid
 from datetime import timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from orchestrator.clock import utcnow
 from orchestrator.definitions import SagaDefinition
 from orchestrator.metrics import Metrics
 from orchestrator.otel import CallSpans
 from orchestrator.store.definitions import DefinitionStore
-from orchestrator.store.sagas import Lease, SagaWriter, StoredSaga
-from orchestrator.transport.client import ParticipantClient
+from orchestrator.store.errors import StoreUnavailable
+from orchestrator.store.rows import Lease, StoredSaga
+from orchestrator.store.sagas import SagaWriter
+from orchestrator.store.wakeups import DueListener
+from orchestrator.transport.call import Transport
 from orchestrator.worker.drive import DriveContext, SagaDriver
-from orchestrator.worker.wakeups import DueListener
 
 log = logging.getLogger("orchestrator.worker")
 
@@ -41,7 +41,7 @@ class Worker:
         self,
         writer: SagaWriter,
         definitions: DefinitionStore,
-        client: ParticipantClient,
+        client: Transport,
         metrics: Metrics,
         *,
         concurrency: int = 200,
@@ -107,7 +107,7 @@ class Worker:
                     try:
                         claimed = await self._claim(min(free, self.claim_batch))
                         delay = self.poll_interval_s
-                    except (SQLAlchemyError, OSError) as exc:
+                    except StoreUnavailable as exc:
                         self.metrics.database_errors.labels("claim").inc()
                         log.warning("claiming failed, retrying in %.1fs: %s", delay, exc)
                         delay = min(delay * 2, 5.0)
@@ -181,7 +181,7 @@ class Worker:
             ids = list(self._held)
             try:
                 await self.writer.renew(self.owner, ids, utcnow() + timedelta(seconds=self.lease_s))
-            except (SQLAlchemyError, OSError) as exc:
+            except StoreUnavailable as exc:
                 self.metrics.database_errors.labels("renew").inc()
                 log.warning("renewing %d leases failed: %s", len(ids), exc)
 
@@ -199,5 +199,5 @@ class Worker:
             released = await self.writer.release_all(self.owner, utcnow())
             if released:
                 log.info("released %d sagas", released)
-        except (SQLAlchemyError, OSError) as exc:
+        except StoreUnavailable as exc:
             log.warning("releasing leases failed (they will expire): %s", exc)

@@ -19,7 +19,7 @@ import pytest
 
 from orchestrator.store.engine import create_engine
 from orchestrator.store.reads import SagaReader
-from orchestrator.store.sagas import StoredSaga
+from orchestrator.store.rows import StoredSaga
 from tests.e2e.harness import SagaProcess, SagaServers, register, start_saga, wait_all_final
 from tests.support.orchestrator import step
 from tests.support.participant import ScriptedParticipant

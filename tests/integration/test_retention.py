@@ -20,7 +20,8 @@ from orchestrator.clock import utcnow
 from orchestrator.machine import Plan, SagaStatus, StepPlan, start
 from orchestrator.store import retention
 from orchestrator.store.engine import create_engine
-from orchestrator.store.sagas import HistoryEvent, SagaWriter
+from orchestrator.store.rows import HistoryEvent
+from orchestrator.store.sagas import SagaWriter
 from orchestrator.store.schema import events_table, sagas_table, start_keys_table
 
 PLAN = Plan.sequential((StepPlan("a"), StepPlan("b")))

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orchestrator.clock import utcnow
 from orchestrator.machine import Plan, StepPlan, start
 from orchestrator.store.engine import create_engine
-from orchestrator.store.sagas import HistoryEvent, Lease, SagaWriter, StoredSaga
+from orchestrator.store.rows import HistoryEvent, Lease, StoredSaga
+from orchestrator.store.sagas import SagaWriter
 from orchestrator.store.schema import metadata
 
 PLAN = Plan.sequential((StepPlan("a"), StepPlan("b")))

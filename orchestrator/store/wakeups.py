@@ -1,5 +1,9 @@
 """Wake-ups across processes: PostgreSQL ``LISTEN``/``NOTIFY`` on one channel.
 
+This is the listening half; the ``NOTIFY`` is sent by the writes
+(:mod:`orchestrator.store.postgres`). The listener holds a plain driver
+connection of its own, outside the engine's pool, for as long as it runs.
+
 A saga that becomes due outside a worker's own process (started through an
 API-only replica, retried by an operator, completed by a callback) would
 otherwise wait for the next claim poll. Whoever makes it due sends ``NOTIFY
@@ -18,8 +22,9 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from orchestrator.store.sagas import DUE_CHANNEL as CHANNEL
+from orchestrator.store.postgres import DUE_CHANNEL as CHANNEL
 
+# Logged as the worker's: these lines tell how quickly its claims are woken.
 log = logging.getLogger("orchestrator.worker")
 
 
