@@ -6,7 +6,6 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.callbacks import callback_token
@@ -71,13 +70,13 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, *, with_worker: bool) -> Runtime:
         spans = call_spans(settings)  # first: a missing extra stops the process before anything
+        metrics = Metrics()
         engine = create_engine(
             settings.database_url,
             pool_size=settings.database_pool_size,
             stall_limit_s=settings.lease_s,
+            on_commit=metrics.database_commits.inc,
         )
-        metrics = Metrics()
-        event.listen(engine.sync_engine, "commit", lambda _conn: metrics.database_commits.inc())
         definitions = DefinitionStore(engine)
         writer = SagaWriter(engine)
         faults = FaultStore(engine)

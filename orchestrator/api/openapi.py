@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from orchestrator.definitions import SagaDefinition
+from orchestrator.transport import protocol
 
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
@@ -78,7 +79,7 @@ def _statuses(path: str, operation: dict[str, Any]) -> list[str]:
         statuses.append("401")
     if path.startswith("/v1/"):
         statuses += ["404", "409"]
-    if path.endswith("/complete"):
+    if path == protocol.CALLBACK_PATH:
         statuses.append("403")
     return statuses
 
@@ -135,7 +136,7 @@ _EXAMPLES: dict[tuple[str, str], Any] = {
         "input": {"sku": "A1", "qty": 2, "account": "alice", "amount": 30},
     },
     ("/v1/sagas/retry", "post"): {"status": "failed", "definition": "order", "step": "charge"},
-    ("/v1/sagas/{id}/steps/{step}/complete", "post"): {
+    (protocol.CALLBACK_PATH, "post"): {
         "outcome": "succeeded",
         "result": {"approved_by": "kim"},
     },

@@ -7,6 +7,7 @@ outside the store names SQLAlchemy's exceptions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,15 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_engine(url: str, pool_size: int = 20, stall_limit_s: float = 15.0) -> AsyncEngine:
+def create_engine(
+    url: str,
+    pool_size: int = 20,
+    stall_limit_s: float = 15.0,
+    on_commit: Callable[[], None] | None = None,
+) -> AsyncEngine:
     """An async engine for ``url``, set up for many concurrent writers.
+
+    ``on_commit`` is called after every commit (the process's commit counter).
 
     ``stall_limit_s`` bounds how long a session may sit idle inside a transaction
     (PostgreSQL ends it after that): a worker frozen mid-write would otherwise
@@ -75,6 +83,8 @@ def create_engine(url: str, pool_size: int = 20, stall_limit_s: float = 15.0) ->
         engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
         _make_sqlite_transactions_immediate(engine)
     event.listen(engine.sync_engine, "handle_error", raise_unavailable)
+    if on_commit is not None:
+        event.listen(engine.sync_engine, "commit", lambda _conn: on_commit())
     return engine
 
 

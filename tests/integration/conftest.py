@@ -7,20 +7,10 @@ import httpx
 import pytest
 
 from orchestrator.store import migrate
-from tests.support.orchestrator import (
-    cloned_database,
-    fast_settings,
-    orchestrator_template,
-    running_orchestrator,
-)
-from tests.support.participant import ScriptedParticipant
-from tests.support.servers import serve_app
+from tests.support.fixtures import participant, participant_url, template_db
+from tests.support.orchestrator import cloned_database, fast_settings, running_orchestrator
 
-
-@pytest.fixture(scope="session")
-def template_db() -> Iterator[str]:
-    with orchestrator_template() as name:
-        yield name
+__all__ = ["api", "database_url", "participant", "participant_url", "template_db"]
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
@@ -32,17 +22,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
         return
     with cloned_database(request.getfixturevalue("template_db")) as url:
-        yield url
-
-
-@pytest.fixture
-def participant() -> ScriptedParticipant:
-    return ScriptedParticipant()
-
-
-@pytest.fixture
-async def participant_url(participant: ScriptedParticipant) -> AsyncIterator[str]:
-    async with serve_app(participant.app()) as url:
         yield url
 
 
