@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from orchestrator.machine.change import Refusal, park, retry_later, with_status, with_step
+from orchestrator.machine.change import Refusal, park, rearm, retry_later, with_status, with_step
 from orchestrator.machine.events import CallOutcome, OutcomeKind
 from orchestrator.machine.rules import budget_left, is_current, members, needs_compensation
 from orchestrator.machine.state import Phase, Plan, SagaError, SagaState, SagaStatus, StepStatus
@@ -30,17 +30,7 @@ def enter_compensation_stage(plan: Plan, state: SagaState, stage: int, now: date
         if todo:
             state = replace(state, stage=candidate)
             for index in todo:
-                done = state.steps[index].compensation_attempts
-                state = with_step(
-                    plan,
-                    state,
-                    index,
-                    status=T.COMPENSATING,
-                    compensation_attempts=done + 1,
-                    budget_from=done,
-                    due_at=now,
-                    awaiting_callback=False,
-                )
+                state = rearm(plan, state, index, Phase.COMPENSATION, now, awaiting_callback=False)
             return state
     return with_status(state, S.COMPENSATED, stage=0)
 

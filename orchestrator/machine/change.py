@@ -13,7 +13,7 @@ from typing import Any
 
 from orchestrator.machine.backoff import backoff
 from orchestrator.machine.rules import attempts_in
-from orchestrator.machine.state import Phase, Plan, SagaError, SagaState, SagaStatus
+from orchestrator.machine.state import Phase, Plan, SagaError, SagaState, SagaStatus, StepStatus
 from orchestrator.machine.tables import SAGA_TRANSITIONS, STEP_TRANSITIONS, IllegalTransition
 
 
@@ -67,4 +67,29 @@ def retry_later(
     counter = "attempts" if phase is Phase.ACTION else "compensation_attempts"
     return with_step(
         plan, state, index, **{counter: done + 1}, due_at=now + delay, last_error=error
+    )
+
+
+def rearm(
+    plan: Plan, state: SagaState, index: int, phase: Phase, now: datetime, **changes: Any
+) -> SagaState:
+    """Make the next attempt of ``phase`` of step ``index`` due now, with a fresh retry budget.
+
+    Entering a stage, entering a compensation stage and an operator's retry
+    all start a step's phase this way; ``changes`` are what each also resets.
+    """
+    done = attempts_in(state.steps[index], phase)
+    if phase is Phase.ACTION:
+        status, counter = StepStatus.RUNNING, "attempts"
+    else:
+        status, counter = StepStatus.COMPENSATING, "compensation_attempts"
+    return with_step(
+        plan,
+        state,
+        index,
+        status=status,
+        **{counter: done + 1},
+        budget_from=done,
+        due_at=now,
+        **changes,
     )

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrator.machine.backward import begin_compensation
-from orchestrator.machine.change import Refusal, park, retry_later, with_status, with_step
+from orchestrator.machine.change import Refusal, park, rearm, retry_later, with_status, with_step
 from orchestrator.machine.events import CallbackCompleted, CallOutcome, OutcomeKind
 from orchestrator.machine.rules import (
     DEADLINE_PASSED,
@@ -41,17 +41,7 @@ def enter_stage(plan: Plan, state: SagaState, stage: int, now: datetime) -> Saga
         return compensate_for_deadline(plan, state, plan.stages[stage][0], now)
     state = replace(state, stage=stage)
     for index in plan.stages[stage]:
-        attempts = state.steps[index].attempts
-        state = with_step(
-            plan,
-            state,
-            index,
-            status=T.RUNNING,
-            attempts=attempts + 1,
-            budget_from=attempts,
-            due_at=now,
-            started_at=now,
-        )
+        state = rearm(plan, state, index, Phase.ACTION, now, started_at=now)
     return state
 
 

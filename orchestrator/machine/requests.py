@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from orchestrator.machine.backward import begin_compensation
-from orchestrator.machine.change import Refusal, with_status, with_step
+from orchestrator.machine.change import Refusal, rearm, with_status, with_step
 from orchestrator.machine.events import CancelRequested, CompensateRequested, RetryRequested
 from orchestrator.machine.rules import members, pivot_in_flight, pivot_outcome_unknown
 from orchestrator.machine.state import Phase, Plan, SagaError, SagaState, SagaStatus, StepStatus
@@ -105,31 +105,14 @@ def _retry(plan: Plan, state: SagaState, now: datetime) -> SagaState:
         for index in members(plan, state):
             step = state.steps[index]
             if step.status is T.COMPENSATION_FAILED:
-                state = with_step(
-                    plan,
-                    state,
-                    index,
-                    status=T.COMPENSATING,
-                    compensation_attempts=step.compensation_attempts + 1,
-                    budget_from=step.compensation_attempts,
-                    due_at=now,
-                    finished_at=None,
-                )
+                state = rearm(plan, state, index, Phase.COMPENSATION, now, finished_at=None)
     else:
         state = with_status(state, S.RUNNING)
         for index in members(plan, state):
             step = state.steps[index]
             if step.status in (T.REJECTED, T.FAILED):
-                state = with_step(
-                    plan,
-                    state,
-                    index,
-                    status=T.RUNNING,
-                    attempts=step.attempts + 1,
-                    budget_from=step.attempts,
-                    due_at=now,
-                    finished_at=None,
-                    awaiting_callback=False,
+                state = rearm(
+                    plan, state, index, Phase.ACTION, now, finished_at=None, awaiting_callback=False
                 )
             elif step.status is T.RUNNING and not step.awaiting_callback:
                 # Its call was out when the saga parked: make it again now.
