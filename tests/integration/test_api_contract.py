@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.support.orchestrator import step, wait_final
+from tests.support.orchestrator import step, wait_final, wait_step
 from tests.support.participant import ScriptedParticipant
 
 pytestmark = pytest.mark.postgres
@@ -94,15 +94,16 @@ async def test_cancel_compensates(api: httpx.AsyncClient, participant: ScriptedP
 async def test_cancel_after_pivot_is_refused(
     api: httpx.AsyncClient, participant: ScriptedParticipant
 ) -> None:
-    participant.delay["c"] = 0.5
+    # c is slow, so the saga stays running past its pivot long enough to be asked.
+    participant.delay["c"] = 1.5
     steps = [
         step("a"),
         {**step("b"), "kind": "pivot", "compensation": None},
-        {**step("c"), "kind": "retriable", "compensation": None},
+        {**step("c"), "kind": "retriable", "compensation": None, "timeout_ms": 5000},
     ]
     await api.post("/v1/definitions", json={"name": "piv", "steps": steps})
     saga_id = (await api.post("/v1/sagas", json={"definition": "piv"})).json()["id"]
-    await asyncio.sleep(0.25)
+    await wait_step(api, saga_id, 1, "succeeded")
     response = await api.post(f"/v1/sagas/{saga_id}/cancel")
     assert response.status_code == 409
     assert "pivot" in response.json()["error"]["message"]

@@ -88,6 +88,20 @@ def step(name: str, participant: str = "p", **extra: Any) -> dict[str, Any]:
     return body
 
 
+async def wait_step(
+    client: httpx.AsyncClient, saga_id: str, index: int, status: str, timeout_s: float = 30
+) -> dict[str, Any]:
+    """Poll until step ``index`` of the saga has ``status``; the saga as then read."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        saga: dict[str, Any] = (await client.get(f"/v1/sagas/{saga_id}")).json()
+        if saga["steps"][index]["status"] == status:
+            return saga
+        if time.monotonic() > deadline:
+            raise AssertionError(f"step {index} of {saga_id} never {status}: {saga}")
+        await asyncio.sleep(0.02)
+
+
 async def wait_final(
     client: httpx.AsyncClient, saga_id: str, timeout_s: float = 30
 ) -> dict[str, Any]:
