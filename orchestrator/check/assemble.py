@@ -8,7 +8,8 @@ retry, by cause); ``calls`` (from the sagas' histories); ``wire`` (what the
 relays saw); ``callbacks`` (completions the services owed, by status);
 ``faults`` (fired per layer and mode, and as recorded);
 ``chaos`` (each kill, zombie and crash with its figures); ``orchestrator``
-(the workers' own counters); ``tracebacks_in_logs``; ``invariants``.
+(the workers' own counters); ``tracebacks_in_logs``; ``invariants``;
+``trails`` (for each saga a violation names, everything seen of it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from orchestrator.check.chaos import CONFLICTS, LEASES_LOST, TAKEOVERS
 from orchestrator.check.collect import Collected
 from orchestrator.check.evidence import InvariantResult
 from orchestrator.check.report import blind_spots
+from orchestrator.check.trails import trails
 
 if TYPE_CHECKING:
     from orchestrator.check.campaign import Campaign
@@ -99,6 +101,7 @@ def assemble(
         },
         "tracebacks_in_logs": {name: len(lines) for name, lines in fleet.problems().items()},
         "invariants": [r.as_json() for r in results],
+        "trails": trails(collected.evidence, collected.histories, results),
     }
     data["blind_spots"] = blind_spots(data)
     if data["violations"] or data["blind_spots"]:

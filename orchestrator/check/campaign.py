@@ -74,7 +74,7 @@ class Campaign:
                 workers=config.workers,
                 kills=config.kills,
                 zombies=config.zombies,
-                db_crash=config.db_crash,
+                db_crashes=config.db_crashes,
                 lease_s=config.lease_s,
             )
         )
@@ -128,7 +128,7 @@ class Campaign:
                 self.run_id,
                 self.workdir,
                 database_url=self.config.database_url,
-                own_cluster=self.config.db_crash,
+                own_cluster=self.config.db_crashes > 0,
             )
             self.say(f"data: {self.dbs.description}")
             await databases.migrate_and_seed(self.dbs, self.schedule.world)
@@ -165,7 +165,7 @@ class Campaign:
             self.faults.count,
             kills=self.config.kills,
             zombies=self.config.zombies,
-            db_crashes=int(self.config.db_crash),
+            db_crashes=self.config.db_crashes,
         )
         background = [
             asyncio.create_task(self.fleet.scrape_forever()),

@@ -80,7 +80,8 @@ class CampaignConfig:
     workers: int = 2
     kills: int = 2
     zombies: int = 1
-    db_crash: bool = False
+    db_crashes: int = 0
+    """Crashes of a private PostgreSQL cluster (``pg_ctl -m immediate``), spread over the load."""
     seed: int = 1
     definitions: tuple[str, ...] = ("order", "order_parallel")
     time_limit_s: float = 900.0
@@ -102,7 +103,10 @@ class CampaignConfig:
             (self.concurrency >= 1, "--concurrency must be at least 1"),
             (0 <= self.fault_rate < 1, "--fault-rate must be in [0, 1)"),
             (self.workers >= 1, "--workers must be at least 1"),
-            (self.kills >= 0 and self.zombies >= 0, "--kills and --zombies cannot be negative"),
+            (
+                self.kills >= 0 and self.zombies >= 0 and self.db_crashes >= 0,
+                "--kills, --zombies and --db-crashes cannot be negative",
+            ),
             (self.lease_s > 0.5, "--lease must be more than 0.5 seconds"),
             (self.time_limit_s > 0, "--time-limit must be positive"),
         ]
@@ -112,7 +116,7 @@ class CampaignConfig:
         found = []
         if self.zombies and self.workers < 2:
             found.append("--zombies needs --workers 2 or more (someone must take over)")
-        if self.db_crash and self.database_url:
+        if self.db_crashes and self.database_url:
             found.append("--db-crash runs its own PostgreSQL cluster: leave --database-url out")
         if not self.definitions:
             found.append("at least one definition is needed")

@@ -153,7 +153,7 @@ class Plan:
     workers: int = 2
     kills: int = 0
     zombies: int = 0
-    db_crash: bool = False
+    db_crashes: int = 0
     lease_s: float = 3.0
 
 
@@ -228,7 +228,7 @@ def _rules(rng: random.Random, plan: Plan) -> tuple[FaultRule, ...]:
 
 
 def _chaos(rng: random.Random, plan: Plan) -> tuple[ChaosEvent, ...]:
-    crashes: list[ChaosKind] = ["db_crash"] if plan.db_crash else []
+    crashes: list[ChaosKind] = ["db_crash"] * plan.db_crashes
     kills: list[ChaosKind] = ["kill"] * plan.kills
     zombies: list[ChaosKind] = ["zombie"] * plan.zombies
     kinds = kills + zombies + crashes

@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
 from orchestrator.check.config import DEFINITIONS
 from orchestrator.check.schedule import SERVICE_MODES, TRANSPORT_MODES
+from orchestrator.check.tiers import TIERS
+
+#: Options whose campaign setting has another name.
+_CONFIG_FIELD = {
+    "transport_faults": "transport_modes",
+    "service_faults": "service_modes",
+    "db_crash": "db_crashes",
+    "time_limit": "time_limit_s",
+    "lease": "lease_s",
+}
+
+
+def _typed(ctx: click.Context) -> list[str]:
+    """The options given on the command line (not left to their defaults)."""
+    return [
+        name
+        for name in ctx.params
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    ]
 
 
 def _modes(
@@ -42,6 +64,12 @@ class CouldNotRun(click.ClickException):
 
 
 @click.command()
+@click.option(
+    "--tier",
+    type=click.Choice(sorted(TIERS)),
+    help="A named preset (ci, campaign, soak: see the README); "
+    "options given beside it override its values.",
+)
 @click.option("--sagas", default=300, show_default=True, help="Sagas to run.")
 @click.option(
     "--concurrency", default=20, show_default=True, help="Sagas started and not yet at rest."
@@ -78,11 +106,12 @@ class CouldNotRun(click.ClickException):
     help="Workers paused (SIGSTOP) past twice the lease, then resumed; needs 2+ workers.",
 )
 @click.option(
-    "--db-crash/--no-db-crash",
-    default=False,
+    "--db-crashes",
+    default=0,
     show_default=True,
-    help="Run a private PostgreSQL cluster and crash it (pg_ctl -m immediate) mid-campaign.",
+    help="Run a private PostgreSQL cluster and crash it (pg_ctl -m immediate) this many times.",
 )
+@click.option("--db-crash", is_flag=True, help="The same as --db-crashes 1.")
 @click.option("--seed", default=1, show_default=True, help="Same seed, same schedule.")
 @click.option(
     "--definition",
@@ -111,7 +140,13 @@ class CouldNotRun(click.ClickException):
 )
 @click.option("--keep-databases", is_flag=True, help="Do not drop the throwaway databases.")
 @click.option("--no-progress", is_flag=True, help="No live progress line.")
+@click.option(
+    "--show-config", is_flag=True, help="Print the options the campaign would run with, and stop."
+)
+@click.pass_context
 def check(
+    ctx: click.Context,
+    tier: str | None,
     sagas: int,
     concurrency: int,
     fault_rate: float,
@@ -120,6 +155,7 @@ def check(
     workers: int,
     kills: int,
     zombies: int,
+    db_crashes: int,
     db_crash: bool,
     seed: int,
     definitions: tuple[str, ...],
@@ -130,16 +166,20 @@ def check(
     report_path: Path | None,
     keep_databases: bool,
     no_progress: bool,
+    show_config: bool,
 ) -> None:
     """Prove it: run sagas under faults, kills and crashes, then verify every invariant.
 
     Starts the example services, an API and --workers orchestrator workers as
     real processes, runs --sagas sagas while injecting faults at the
     orchestrator's transport and inside the services, killing and pausing
-    workers (and crashing the database with --db-crash), then checks from the
+    workers (and crashing the database with --db-crashes), then checks from the
     services' own ledgers and data that every saga completed or compensated
     with each effect applied exactly once. Prints a summary and writes every
     figure and violation to a JSON report.
+
+    --tier ci|campaign|soak runs a named preset (the README lists them); any
+    option given beside it overrides that one value.
 
     Exit status: 0 pass; 1 a violation, or something requested that did not
     happen (a fault mode that never fired); 2 the campaign could not run.
@@ -149,21 +189,29 @@ def check(
     from orchestrator.check.report import render
     from orchestrator.harness.postgres import ClusterError
 
-    config = CampaignConfig(
-        sagas=sagas,
-        concurrency=concurrency,
-        fault_rate=fault_rate,
-        transport_modes=transport_faults,
-        service_modes=service_faults,
-        workers=workers,
-        kills=kills,
-        zombies=zombies,
-        db_crash=db_crash,
-        seed=seed,
-        definitions=definitions or tuple(sorted(DEFINITIONS)),
-        time_limit_s=time_limit,
+    chosen: dict[str, Any] = {
+        "sagas": sagas,
+        "concurrency": concurrency,
+        "fault_rate": fault_rate,
+        "transport_modes": transport_faults,
+        "service_modes": service_faults,
+        "workers": workers,
+        "kills": kills,
+        "zombies": zombies,
+        "db_crashes": max(db_crashes, 1) if db_crash else db_crashes,
+        "seed": seed,
+        "definitions": definitions or tuple(sorted(DEFINITIONS)),
+        "time_limit_s": time_limit,
+        "lease_s": lease,
+    }
+    if tier is not None:
+        # Only what the user typed overrides the tier; click's defaults do not.
+        typed = {_CONFIG_FIELD.get(name, name) for name in _typed(ctx)}
+        chosen = {k: v for k, v in chosen.items() if k in typed}
+    config = replace(
+        TIERS[tier].config() if tier else CampaignConfig(),
+        **chosen,
         database_url=database_url,
-        lease_s=lease,
         workdir=workdir,
         report_path=report_path,
         keep_databases=keep_databases,
@@ -172,6 +220,9 @@ def check(
     problems = config.problems()
     if problems:
         raise click.UsageError("; ".join(problems))
+    if show_config:
+        click.echo(json.dumps({"tier": tier, **config.as_json()}, indent=2))
+        return
     try:
         result = asyncio.run(run_campaign(config, sys.stderr))
     except (ClusterError, CampaignTimeout, ApiRefused, TimeoutError, RuntimeError, OSError) as exc:

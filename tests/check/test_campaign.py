@@ -1,6 +1,6 @@
 """Campaigns for real: processes, loopback HTTP, PostgreSQL, faults, kills and a database crash.
 
-- The CI campaign: a few hundred sagas, faults of every mode at 20%, three
+- The CI campaign (the ``ci`` tier): a few hundred sagas, faults of every mode at 20%, three
   worker kills, a zombie worker and a database crash; nothing may be lost or
   applied twice, and nothing requested may have failed to happen.
 - A double effect and an action after its compensation, planted into a real
@@ -24,6 +24,7 @@ from sqlalchemy.pool import NullPool
 from orchestrator.check import Campaign, CampaignConfig, run_campaign
 from orchestrator.check.report import render
 from orchestrator.check.schedule import SERVICE_MODES, TRANSPORT_MODES
+from orchestrator.check.tiers import TIERS
 from participants.kit.schema import effects, utcnow
 from participants.payments.schema import accounts, charges, movements
 
@@ -33,18 +34,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
 async def test_nothing_is_lost_or_applied_twice_under_faults_kills_and_a_database_crash(
     tmp_path: Path,
 ) -> None:
-    config = CampaignConfig(
-        sagas=240,
-        concurrency=20,
-        fault_rate=0.2,
-        workers=2,
-        kills=3,
-        zombies=1,
-        db_crash=True,
-        seed=20261124,
-        time_limit_s=150,
-        workdir=tmp_path / "campaign",
-    )
+    config = TIERS["ci"].config(workdir=tmp_path / "campaign")
     log = io.StringIO()
     report = await run_campaign(config, log)
     summary = render(report)

@@ -111,3 +111,37 @@ def test_a_small_campaign_from_the_command_line(tmp_path: Path) -> None:
     # With so few sagas a mode may not fire; then the campaign says so and fails.
     assert report["verdict"] == ("pass" if not report["blind_spots"] else "fail")
     assert report["violations"] == 0
+
+
+def _shown(*args: str) -> dict[str, object]:
+    result = CliRunner().invoke(main, ["check", *args, "--show-config"])
+    assert result.exit_code == 0, result.output
+    shown: dict[str, object] = json.loads(result.output)
+    return shown
+
+
+def test_the_soak_tier_is_the_documented_preset() -> None:
+    shown = _shown("--tier", "soak")
+    assert shown["tier"] == "soak"
+    expected = {"sagas": 10_000, "concurrency": 100, "fault_rate": 0.25, "workers": 4}
+    assert {k: shown[k] for k in expected} == expected
+    assert (shown["kills"], shown["db_crashes"], shown["zombies"]) == (20, 3, 2)
+    assert shown["definitions"] == ["order", "order_async", "order_parallel"]
+
+
+def test_an_option_typed_beside_a_tier_overrides_only_itself() -> None:
+    shown = _shown("--tier", "campaign", "--sagas", "50", "--db-crashes", "2")
+    assert (shown["sagas"], shown["db_crashes"]) == (50, 2)
+    assert (shown["concurrency"], shown["kills"], shown["fault_rate"]) == (50, 5, 0.25)
+
+
+def test_without_a_tier_the_defaults_hold_and_db_crash_means_one() -> None:
+    shown = _shown("--db-crash")
+    assert (shown["tier"], shown["sagas"], shown["db_crashes"]) == (None, 300, 1)
+
+
+def test_an_unknown_tier_is_refused_naming_the_known_ones() -> None:
+    result = CliRunner().invoke(main, ["check", "--tier", "marathon"])
+    assert result.exit_code == 2
+    assert "marathon" in result.output
+    assert "soak" in result.output

@@ -310,3 +310,18 @@ def test_callback_completions_are_one_applied_action() -> None:
     # Shipping owes a completion for the charge, which payments applied, not shipping.
     assert "completion of charge owed for an action whose ledger shows nothing" in messages
     assert any("whose ledger shows ['rejected']" in m for m in messages)
+
+
+def test_a_caught_saga_comes_with_its_trail_and_no_other_does() -> None:
+    from orchestrator.check.trails import trails
+
+    twice = replace(row("s-done", "charge", "action", "applied", 3.5), key="s-done:charge:action:2")
+    ev = evidence(rows=[*clean_rows(), twice])
+    events = {"s-done": [{"type": "completed"}], "s-refused": [{"type": "compensated"}]}
+    found = trails(ev, events, verify(ev))
+    assert list(found) == ["s-done"]
+    trail = found["s-done"]
+    assert trail["saga"]["status"] == "completed"
+    assert trail["events"] == [{"type": "completed"}]
+    assert {r["key"] for r in trail["ledger"]} >= {"s-done:charge:action", "s-done:charge:action:2"}
+    assert all(call["saga_id"] == "s-done" for call in trail["wire"])

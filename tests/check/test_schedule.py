@@ -18,7 +18,7 @@ from orchestrator.check.schedule import (
 )
 
 DEFS = {name: DefinitionInfo.from_json(definition(name)) for name in DEFINITIONS}
-PLAN = Plan(seed=7, sagas=200, definitions=DEFS, fault_rate=0.25, kills=5, zombies=1, db_crash=True)
+PLAN = Plan(seed=7, sagas=200, definitions=DEFS, fault_rate=0.25, kills=5, zombies=1, db_crashes=1)
 
 
 def test_the_same_seed_gives_the_same_schedule() -> None:
@@ -30,7 +30,7 @@ def test_the_same_seed_gives_the_same_schedule() -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"seed": 8}, {"sagas": 201}, {"fault_rate": 0.2}, {"kills": 4}, {"db_crash": False}],
+    [{"seed": 8}, {"sagas": 201}, {"fault_rate": 0.2}, {"kills": 4}, {"db_crashes": 0}],
 )
 def test_another_seed_or_option_gives_another_schedule(change: dict[str, object]) -> None:
     assert (
@@ -140,7 +140,7 @@ def test_options_are_checked_before_anything_runs() -> None:
         sagas=0,
         workers=1,
         zombies=1,
-        db_crash=True,
+        db_crashes=1,
         database_url="postgresql://x@y/z",
         definitions=("nope",),
         transport_modes=("explode",),
