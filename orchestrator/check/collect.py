@@ -118,6 +118,7 @@ async def collect(
         wire=tuple(wire),
         business=business,
         completions=owed,
+        events=histories,
     )
     return Collected(evidence, histories, list(faults.get("items", [])), boards)
 

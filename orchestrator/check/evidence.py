@@ -13,7 +13,7 @@ actually applied.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -246,6 +246,8 @@ class Evidence:
     business: BusinessSnapshot | None = None
     #: Participant name -> the completions it owed (services without callback actions: none).
     completions: Mapping[str, tuple[CompletionRow, ...]] = field(default_factory=dict)
+    #: Saga id -> the orchestrator's events of that saga (``GET /v1/sagas/{id}/events``).
+    events: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
 
     def rows_by_call(self) -> dict[tuple[str, str, str], list[LedgerRow]]:
         """Ledger rows grouped by (saga id, step, phase), across participants."""

@@ -321,6 +321,18 @@ def _completed_callbacks(
             checked += 1
             owed = by_key.get(f"{saga.id}:{step.name}:{ACTION}", [])
             statuses = sorted(c.status for c in owed)
+            accepted = _accepted_completions(evidence, saga.id, step.name)
+            if accepted is not None and accepted != 1:
+                # The orchestrator's side: the step went on by exactly one completion.
+                found.append(
+                    Violation(
+                        name,
+                        f"saga completed but the orchestrator accepted {accepted} "
+                        f"completions of {step.name}",
+                        saga.id,
+                        step.participant,
+                    )
+                )
             if statuses != ["delivered"]:
                 found.append(
                     Violation(
@@ -331,6 +343,18 @@ def _completed_callbacks(
                     )
                 )
     return checked, found
+
+
+def _accepted_completions(evidence: Evidence, saga_id: str, step: str) -> int | None:
+    """Completions of ``step`` the orchestrator took, from its events (None: not collected)."""
+    events = evidence.events.get(saga_id)
+    if events is None:
+        return None
+    return sum(
+        1
+        for e in events
+        if e.get("kind") == "callback" and e.get("step") == step and e.get("outcome") == "succeeded"
+    )
 
 
 GENERIC: tuple[Callable[[Evidence, Rows], InvariantResult], ...] = (

@@ -325,3 +325,27 @@ def test_a_caught_saga_comes_with_its_trail_and_no_other_does() -> None:
     assert trail["events"] == [{"type": "completed"}]
     assert {r["key"] for r in trail["ledger"]} >= {"s-done:charge:action", "s-done:charge:action:2"}
     assert all(call["saga_id"] == "s-done" for call in trail["wire"])
+
+
+def _callback_event(outcome: str, attempt: int = 1) -> dict[str, object]:
+    return {"kind": "callback", "step": "create_shipment", "attempt": attempt, "outcome": outcome}
+
+
+@pytest.mark.parametrize(
+    ("events", "accepted"),
+    [
+        ([_callback_event("refused")], 0),  # went on without any completion
+        ([_callback_event("succeeded"), _callback_event("succeeded", 2)], 2),
+    ],
+)
+def test_a_completed_saga_went_on_by_exactly_one_accepted_completion(
+    events: list[dict[str, object]], accepted: int
+) -> None:
+    delivered = _async_evidence(_owed("s-async", "delivered"))
+    clean = replace(delivered, events={"s-async": [_callback_event("succeeded")]})
+    assert check_callbacks(clean, clean.rows_by_call()).ok
+    planted = replace(delivered, events={"s-async": events})
+    found = check_callbacks(planted, planted.rows_by_call())
+    assert [v.message for v in found.violations] == [
+        f"saga completed but the orchestrator accepted {accepted} completions of create_shipment"
+    ]
