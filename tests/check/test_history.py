@@ -472,3 +472,31 @@ def test_the_cli_refuses_a_file_that_is_not_a_history(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["check-history", str(path)])
     assert result.exit_code == 2
     assert "not a history entry" in result.output
+
+
+def test_one_write_may_take_several_steps_of_the_table() -> None:
+    # A first step refused leaves nothing to compensate: running -> compensated at once.
+    h = History()
+    h.op("start", "s-refused", value=view("s-refused", "running", 1), key="k-refused")
+    h.op("read", "s-refused", value=view("s-refused", "compensated", 3))
+    h.history("s-refused", started(), call("create_order"), move("running", "compensated"))
+    verdict = check_history(h.entries)
+    assert verdict.ok, verdict.anomalies
+
+
+def test_a_transition_the_machine_cannot_make_is_found() -> None:
+    def plant(h: History) -> None:
+        h.history(
+            "s-cancel",
+            started(),
+            operator("cancel"),
+            move("running", "compensated"),
+            move("compensated", "compensating"),
+            move("compensating", "compensated"),
+        )
+
+    verdict = check_history(clean({"cancel-history": plant}))
+    assert kinds(verdict) == [("history_gap", "s-cancel")]
+    assert (
+        "compensated -> compensating is not one the machine makes" in verdict.anomalies[0].message
+    )
