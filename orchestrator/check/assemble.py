@@ -9,7 +9,8 @@ relays saw); ``callbacks`` (completions the services owed, by status);
 ``faults`` (fired per layer and mode, and as recorded);
 ``chaos`` (each kill, zombie and crash with its figures); ``orchestrator``
 (the workers' own counters); ``tracebacks_in_logs``; ``invariants``;
-``trails`` (for each saga a violation names, everything seen of it).
+``trails`` (for each saga a violation names, everything seen of it);
+``history`` (the client's recorded history: its file and the checker's verdict).
 """
 
 from __future__ import annotations
@@ -102,6 +103,10 @@ def assemble(
         "tracebacks_in_logs": {name: len(lines) for name, lines in fleet.problems().items()},
         "invariants": [r.as_json() for r in results],
         "trails": trails(collected.evidence, collected.histories, results),
+        "history": {
+            "path": str(campaign.history.path),
+            **(campaign.history_verdict.as_json() if campaign.history_verdict else {}),
+        },
     }
     data["blind_spots"] = blind_spots(data)
     if data["violations"] or data["blind_spots"]:

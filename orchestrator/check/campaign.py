@@ -17,7 +17,8 @@ Theory of operation:
 5. *Quiet* — every worker running, no call in flight on the wire for a few
    seconds, so no late effect can land after the evidence is read.
 6. *Verify* — evidence collected over HTTP, the invariants checked, the
-   report written.
+   client's recorded history (``history.jsonl`` in the workdir: every start,
+   read, cancel and retry) checked, the report written.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from orchestrator.check.config import CampaignConfig, definition
 from orchestrator.check.evidence import DefinitionInfo, InvariantResult
 from orchestrator.check.faults import CampaignFaults
 from orchestrator.check.fleet import Fleet
+from orchestrator.check.history import Recorder
+from orchestrator.check.history_check import Verdict, check_history
 from orchestrator.check.invariants import verify
 from orchestrator.check.load import ApiClient, LoadDriver, Tally
 from orchestrator.check.progress import Progress
@@ -76,6 +79,7 @@ class Campaign:
                 zombies=config.zombies,
                 db_crashes=config.db_crashes,
                 lease_s=config.lease_s,
+                cancel_rate=config.cancel_rate,
             )
         )
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -88,8 +92,18 @@ class Campaign:
         self.timings: dict[str, float] = {}
         self.dbs: databases.Databases | None = None
         self.fleet: Fleet | None = None
-        self.api = ApiClient("http://127.0.0.1", self.started_at + config.time_limit_s, self.tally)
-        self.driver = LoadDriver(self.api, self.schedule.sagas, config.concurrency, self.run_id)
+        self.history = Recorder(self.workdir / "history.jsonl")
+        self.history_verdict: Verdict | None = None
+        self.api = ApiClient(
+            "http://127.0.0.1", self.started_at + config.time_limit_s, self.tally, self.history
+        )
+        self.driver = LoadDriver(
+            self.api,
+            self.schedule.sagas,
+            config.concurrency,
+            self.run_id,
+            cancels=self.schedule.cancels,
+        )
         self.chaos: Chaos | None = None
         self.faults: CampaignFaults | None = None
         self.repaired: Counter[str] = Counter()
@@ -190,6 +204,8 @@ class Campaign:
             collected = await self._collect()
         with self._timed("verify"):
             results = verify(collected.evidence)
+            self.history_verdict = check_history(self.history.entries)
+            results += self.history_verdict.results()
         result = await self._report(collected, results)
         report.write(result, self.report_path)
         return result
@@ -276,6 +292,7 @@ class Campaign:
         if self.fleet is not None:
             await self.fleet.stop()
         await self.api.aclose()
+        self.history.close()
         if self.dbs is not None:
             if self.config.keep_databases and self.dbs.cluster is None:
                 self.say(f"databases kept: {', '.join(self.dbs.created)}")

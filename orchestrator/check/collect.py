@@ -93,12 +93,7 @@ async def collect(
     ids = list(saga_ids)
     views = await bounded(ids, api.saga)
 
-    async def events(saga_id: str) -> list[dict[str, Any]]:
-        response = await api.request("GET", f"/v1/sagas/{saga_id}/events")
-        items: list[dict[str, Any]] = response.json()["items"]
-        return items
-
-    histories = dict(zip(ids, await bounded(ids, events), strict=True))
+    histories = dict(zip(ids, await bounded(ids, api.events), strict=True))
     faults = (await api.request("GET", "/v1/faults", ok=(200, 404))).json()
     async with httpx.AsyncClient() as http:
         ledgers = {

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.check.schedule import SERVICE_MODES, TRANSPORT_MODES
+from orchestrator.check.schedule import CANCEL_RATE, SERVICE_MODES, TRANSPORT_MODES
 from participants.order_saga import ORDER_DEFINITION
 
 
@@ -92,6 +92,8 @@ class CampaignConfig:
     report_path: Path | None = None
     keep_databases: bool = False
     progress: bool = True
+    cancel_rate: float = CANCEL_RATE
+    """Fraction of the sagas the client cancels shortly after starting them."""
 
     def problems(self) -> list[str]:
         """Every reason these options cannot make a campaign (empty: fine)."""
@@ -109,6 +111,7 @@ class CampaignConfig:
             ),
             (self.lease_s > 0.5, "--lease must be more than 0.5 seconds"),
             (self.time_limit_s > 0, "--time-limit must be positive"),
+            (0 <= self.cancel_rate <= 1, "--cancel-rate must be in [0, 1]"),
         ]
         return [message for ok, message in checks if not ok]
 

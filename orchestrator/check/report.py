@@ -158,6 +158,21 @@ def _callback_lines(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def _history_lines(report: dict[str, Any]) -> list[str]:
+    history = report.get("history") or {}
+    if "entries" not in history:
+        return []
+    ops = " · ".join(
+        f"{f} " + "/".join(f"{t} {n}" for t, n in types.items())
+        for f, types in history["operations"].items()
+    )
+    kinds = ", ".join(f"{k} x{len(v)}" for k, v in history["anomalies_by_kind"].items())
+    return [
+        f"history        {history['entries']} entries ({ops or 'no operations'}); "
+        f"anomalies: {kinds or 'none'} · {history['path']}"
+    ]
+
+
 def render(report: dict[str, Any], report_path: Path | None = None) -> str:
     """The terminal summary of a report."""
     config, sagas, calls, wire = report["config"], report["sagas"], report["calls"], report["wire"]
@@ -179,6 +194,7 @@ def render(report: dict[str, Any], report_path: Path | None = None) -> str:
         f"wire {wire['requests']} requests, {wire['keys_sent_more_than_once']} keys sent again",
         *_callback_lines(report),
         *_chaos_lines(report),
+        *_history_lines(report),
         *(["", _faults_table(report)] if report["config"]["fault_rate"] > 0 else []),
         "",
         table(

@@ -27,6 +27,10 @@ TRANSPORT_MODES = ("error", "timeout", "delay", "drop_request", "drop_response")
 SERVICE_MODES = ("error_before_commit", "error_after_commit", "delay", "reject")
 """Faults kit-built services inject in themselves (``/_faults``)."""
 DELAY_MS = 300
+CANCEL_RATE = 0.05
+"""Fraction of the sagas the client cancels (at least one when positive)."""
+CANCEL_AFTER_S = 0.5
+"""A cancel is sent up to this long after its saga's start was acknowledged."""
 
 Layer = Literal["transport", "service"]
 ChaosKind = Literal["kill", "zombie", "db_crash"]
@@ -85,6 +89,16 @@ class SagaPlan:
 
 
 @dataclass(frozen=True)
+class CancelPlan:
+    """A saga the client cancels: before its pivot the cancel is taken, after it refused."""
+
+    number: int
+    """The saga's plan number."""
+    after_s: float
+    """Seconds after its start was acknowledged."""
+
+
+@dataclass(frozen=True)
 class World:
     """What the example services hold before the campaign."""
 
@@ -101,6 +115,7 @@ class Schedule:
     sagas: tuple[SagaPlan, ...]
     rules: tuple[FaultRule, ...]
     chaos: tuple[ChaosEvent, ...]
+    cancels: tuple[CancelPlan, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         """The schedule as JSON (sagas summarised by their fingerprint)."""
@@ -112,6 +127,7 @@ class Schedule:
             "sagas_fingerprint": _digest([asdict(s) for s in self.sagas]),
             "rules": [asdict(r) for r in self.rules],
             "chaos": [asdict(c) for c in self.chaos],
+            "cancels": [asdict(c) for c in self.cancels],
         }
 
     def fingerprint(self) -> str:
@@ -123,6 +139,7 @@ class Schedule:
                 "sagas": [asdict(s) for s in self.sagas],
                 "rules": [asdict(r) for r in self.rules],
                 "chaos": [asdict(c) for c in self.chaos],
+                "cancels": [asdict(c) for c in self.cancels],
             }
         )
 
@@ -155,10 +172,11 @@ class Plan:
     zombies: int = 0
     db_crashes: int = 0
     lease_s: float = 3.0
+    cancel_rate: float = CANCEL_RATE
 
 
 def build_schedule(plan: Plan) -> Schedule:
-    """Draw the world, the sagas, the rules and the chaos from ``plan.seed``."""
+    """Draw the world, the sagas, the rules, the chaos and the cancels from ``plan.seed``."""
     rng = random.Random(plan.seed)
     world = _world(rng, plan.sagas)
     accounts, skus = sorted(world.balances), sorted(world.stock)
@@ -176,7 +194,17 @@ def build_schedule(plan: Plan) -> Schedule:
         )
         for n in range(plan.sagas)
     )
-    return Schedule(plan.seed, world, sagas, _rules(rng, plan), _chaos(rng, plan))
+    return Schedule(plan.seed, world, sagas, _rules(rng, plan), _chaos(rng, plan), _cancels(plan))
+
+
+def _cancels(plan: Plan) -> tuple[CancelPlan, ...]:
+    # A generator of their own, so that cancels leave every other draw as it was.
+    if plan.cancel_rate <= 0 or plan.sagas == 0:
+        return ()
+    rng = random.Random(f"{plan.seed}:cancels")
+    count = min(plan.sagas, max(1, round(plan.sagas * plan.cancel_rate)))
+    numbers = sorted(rng.sample(range(plan.sagas), count))
+    return tuple(CancelPlan(n, round(rng.uniform(0.0, CANCEL_AFTER_S), 3)) for n in numbers)
 
 
 def _world(rng: random.Random, sagas: int) -> World:

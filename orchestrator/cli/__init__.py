@@ -16,7 +16,7 @@ for command in (
     *server.COMMANDS,
     *client.COMMANDS,
     top.top,
-    check.check,
+    *check.COMMANDS,
     retention.prune,
     *bench.COMMANDS,
 ):

@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from orchestrator.check import Campaign, CampaignConfig, run_campaign
+from orchestrator.check.history import read_history
+from orchestrator.check.history_check import check_history
 from orchestrator.check.report import render
 from orchestrator.check.schedule import SERVICE_MODES, TRANSPORT_MODES
 from orchestrator.check.tiers import TIERS
@@ -128,6 +130,15 @@ async def test_violations_planted_in_real_services_are_caught(tmp_path: Path) ->
     async with Campaign(config, io.StringIO()) as campaign:
         report = await campaign.run()
         assert report["verdict"] == "pass", render(report)
+        # The client's history is on disk beside the report, and it checks clean.
+        history = report["history"]
+        assert Path(history["path"]) == campaign.workdir / "history.jsonl"
+        assert check_history(read_history(Path(history["path"]))).ok
+        assert history["ok"], history["anomalies"]
+        assert history["operations"]["cancel"].keys() <= {"ok", "fail"}
+        assert sum(history["operations"]["cancel"].values()) == len(campaign.schedule.cancels) == 1
+        assert history["operations"]["start"]["ok"] == 16
+        assert {r["name"] for r in report["invariants"]} >= {"history_status_path"}
         assert campaign.dbs is not None
         completed = [i for i, status in campaign.driver.final.items() if status == "completed"]
         victim = completed[0]

@@ -34,6 +34,7 @@ def test_help_documents_every_option() -> None:
         "--lease",
         "--database-url",
         "--report",
+        "--cancel-rate",
     ):
         assert option in result.output, option
     assert "drop_response" in result.output
@@ -110,6 +111,19 @@ def test_a_small_campaign_from_the_command_line(tmp_path: Path) -> None:
     assert {i["name"] for i in report["invariants"]} >= {"terminal", "money_conserved"}
     # With so few sagas a mode may not fire; then the campaign says so and fails.
     assert report["verdict"] == ("pass" if not report["blind_spots"] else "fail")
+    # The client's history stays in the workdir, named in the report, and re-checks clean.
+    history = tmp_path / "work" / "history.jsonl"
+    assert report["history"]["path"] == str(history)
+    assert report["history"]["ok"], report["history"]["anomalies"]
+    again = subprocess.run(
+        [str(SAGA), "check-history", str(history)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "history clean" in again.stdout
     assert report["violations"] == 0
 
 

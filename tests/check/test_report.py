@@ -157,3 +157,18 @@ def test_the_summary_shows_figures_and_counterexamples(tmp_path: Path) -> None:
     assert "drop_response" in text
     write(report, tmp_path / "r.json")
     assert json.loads((tmp_path / "r.json").read_text())["violations"] == 7
+
+
+def test_the_summary_names_the_history_and_its_anomalies(tmp_path: Path) -> None:
+    report = good_report()
+    assert "history" not in render(report)  # a report from before histories
+    report["history"] = {
+        "path": str(tmp_path / "history.jsonl"),
+        "entries": 40,
+        "operations": {"cancel": {"fail": 1, "ok": 2}, "start": {"ok": 10}},
+        "anomalies_by_kind": {"lost_start": ["s1"]},
+    }
+    text = render(report)
+    assert "history        40 entries (cancel fail 1/ok 2 · start ok 10)" in text
+    assert "anomalies: lost_start x1" in text
+    assert str(tmp_path / "history.jsonl") in text

@@ -10,6 +10,7 @@ import pytest
 from orchestrator.check.config import DEFINITIONS, CampaignConfig, definition
 from orchestrator.check.evidence import DefinitionInfo
 from orchestrator.check.schedule import (
+    CANCEL_AFTER_S,
     SERVICE_MODES,
     TRANSPORT_MODES,
     Plan,
@@ -148,3 +149,30 @@ def test_options_are_checked_before_anything_runs() -> None:
     problems = " | ".join(bad.problems())
     for expected in ("--sagas", "--zombies needs", "--db-crash", "'nope'", "'explode'"):
         assert expected in problems
+
+
+def test_cancels_are_a_seeded_few_that_leave_the_other_draws_alone() -> None:
+    schedule = build_schedule(PLAN)
+    assert len(schedule.cancels) == 10  # 5 % of 200
+    assert schedule.cancels == build_schedule(PLAN).cancels
+    assert build_schedule(replace(PLAN, seed=8)).cancels != schedule.cancels
+    numbers = [c.number for c in schedule.cancels]
+    assert numbers == sorted(set(numbers))
+    assert all(0 <= n < PLAN.sagas for n in numbers)
+    assert all(0 <= c.after_s <= CANCEL_AFTER_S for c in schedule.cancels)
+    # Drawn apart: without cancels, the world, sagas, rules and chaos are the same.
+    none = build_schedule(replace(PLAN, cancel_rate=0.0))
+    assert none.cancels == ()
+    assert (none.world, none.sagas, none.rules, none.chaos) == (
+        schedule.world,
+        schedule.sagas,
+        schedule.rules,
+        schedule.chaos,
+    )
+    assert none.fingerprint() != schedule.fingerprint()
+    assert schedule.as_json()["cancels"][0].keys() == {"number", "after_s"}
+
+
+def test_a_small_campaign_still_cancels_one_saga() -> None:
+    assert len(build_schedule(replace(PLAN, sagas=3)).cancels) == 1
+    assert CampaignConfig(cancel_rate=1.5).problems() == ["--cancel-rate must be in [0, 1]"]
