@@ -45,7 +45,7 @@ from orchestrator.check.evidence import DefinitionInfo, InvariantResult
 from orchestrator.check.faults import CampaignFaults
 from orchestrator.check.fleet import Fleet
 from orchestrator.check.history import Recorder
-from orchestrator.check.history_check import Verdict, check_history
+from orchestrator.check.history_check import Verdict, check_history, live_anomalies
 from orchestrator.check.invariants import verify
 from orchestrator.check.load import ApiClient, LoadDriver, Tally
 from orchestrator.check.progress import Progress
@@ -180,6 +180,7 @@ class Campaign:
             kills=self.config.kills,
             zombies=self.config.zombies,
             db_crashes=self.config.db_crashes,
+            violations=self._live_violations,
         )
         background = [
             asyncio.create_task(self.fleet.scrape_forever()),
@@ -209,6 +210,10 @@ class Campaign:
         result = await self._report(collected, results)
         report.write(result, self.report_path)
         return result
+
+    async def _live_violations(self) -> int:
+        # On a copy, in a thread: the loop keeps serving the load meanwhile.
+        return await asyncio.to_thread(live_anomalies, list(self.history.entries))
 
     async def _load_and_drain(self, progress: Progress) -> None:
         assert self.chaos is not None

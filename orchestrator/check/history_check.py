@@ -302,6 +302,18 @@ def check_history(entries: Sequence[Entry]) -> Verdict:
     )
 
 
+#: Anomaly kinds that a history still being written cannot show by mistake: a start
+#: not read back yet, or a cancel not finished yet, is no anomaly until the end.
+LIVE_KINDS = frozenset(
+    {"illegal_status_change", "version_backwards", "version_fork", "start_key_split"}
+)
+
+
+def live_anomalies(entries: Sequence[Entry]) -> int:
+    """Anomalies already certain in a history still being recorded (the live display)."""
+    return sum(1 for a in check_history(entries).anomalies if a.kind in LIVE_KINDS)
+
+
 def _licensed(mine: Sequence[Operation], before: float) -> bool:
     return any(o.f in LICENSING and o.took_effect_maybe() and o.invoked < before for o in mine)
 

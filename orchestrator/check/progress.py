@@ -1,10 +1,13 @@
 """The live display: one line, redrawn in place on a terminal, printed now and then otherwise.
 
-``started 412/1000 · running 48 · completed 301 · compensated 55 · failed 8 ·
-faults 1203 · kills 2/5 · zombie 0/1 · db crash 0/1 · [chaos: kill] · 41s``
+``load · started 412/1000 · running 48 · completed 301 · compensated 55 · failed 8 ·
+faults 1203 · kills 2/5 · zombie 0/1 · db crash 0/1 · violations 0 · [kill] · 41s``
 
 Fault counts come from the rules themselves (``GET /v1/faults`` and each
-service's ``GET /_faults``), read every couple of seconds.
+service's ``GET /_faults``), read every couple of seconds. "violations" are
+the anomalies the recorded history already shows for certain (a status going
+back, a version going back or forking, one start key naming two sagas),
+checked every 15 s; the full verification runs at the end.
 """
 
 from __future__ import annotations
@@ -32,11 +35,16 @@ class Progress:
         kills: int,
         zombies: int,
         db_crashes: int,
+        violations: Callable[[], Awaitable[int]] | None = None,
+        violations_every_s: float = 15.0,
     ) -> None:
         self.stream = stream
         self.tally = tally
         self.chaos = chaos
         self.count_faults = count_faults
+        self.count_violations = violations
+        self.violations = 0
+        self.violations_every_s = violations_every_s
         self.planned = {"kills": kills, "zombie": zombies, "db crash": db_crashes}
         self.phase = "load"
         self.faults = 0
@@ -61,6 +69,8 @@ class Progress:
             f"faults {self.faults}",
             *(f"{name} {done[name]}/{n}" for name, n in self.planned.items() if n),
         ]
+        if self.count_violations is not None:
+            parts.append(f"violations {self.violations}")
         if self.chaos.current:
             parts.append(f"[{self.chaos.current}]")
         parts.append(f"{time.monotonic() - self.started_at:.0f}s")
@@ -71,6 +81,7 @@ class Progress:
         interval = 0.5 if self.tty else 10.0
         last_count = 0.0
         last_print = 0.0
+        last_check = time.monotonic()
         try:
             while True:
                 now = time.monotonic()
@@ -79,6 +90,13 @@ class Progress:
                     # A display must never stop the campaign.
                     with contextlib.suppress(Exception):
                         self.faults = await asyncio.wait_for(self.count_faults(), 2.0)
+                if (
+                    self.count_violations is not None
+                    and now - last_check >= self.violations_every_s
+                ):
+                    last_check = now
+                    with contextlib.suppress(Exception):
+                        self.violations = await self.count_violations()
                 if now - last_print >= interval:
                     last_print = now
                     self._draw()
