@@ -6,7 +6,9 @@ A registry per process (not the global one) keeps several apps in one process
 Counters and histograms count what *this process* did: scrape every replica
 and ``sum`` them. The gauges read from the database at scrape time
 (``saga_sagas``, ``saga_oldest_due_seconds``) describe the whole system, the
-same from every replica: take their ``max``.
+same from every replica: take their ``max``. ``saga_database_up`` says whether
+that read succeeded, so it is per process: a replica cut off from the database
+shows 0 while the others show 1.
 """
 
 from __future__ import annotations
@@ -106,6 +108,11 @@ class Metrics:
         self.oldest_due = Gauge(
             "saga_oldest_due_seconds",
             "How long the most overdue saga has been waiting for a worker (backlog)",
+            registry=r,
+        )
+        self.database_up = Gauge(
+            "saga_database_up",
+            "1 when this process read the database at its last scrape, 0 when it could not",
             registry=r,
         )
         self.held = Gauge("saga_worker_held", "Sagas this worker is driving now", registry=r)

@@ -164,7 +164,9 @@ class Runtime:
                 counts, earliest = await self.reader.gauges()
         except (TimeoutError, StoreUnavailable) as exc:
             log.warning("metrics: reading the saga gauges failed: %s", exc)
+            self.metrics.database_up.set(0)
             return
+        self.metrics.database_up.set(1)
         for status, count in counts.items():
             self.metrics.sagas.labels(status).set(count)
         overdue = (utcnow() - earliest).total_seconds() if earliest is not None else 0.0

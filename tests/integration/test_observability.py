@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -9,8 +10,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from orchestrator.harness.postgres import NOT_DURABLE, private_cluster, server_binaries_installed
+from orchestrator.store import migrate
 from tests.integration.test_saga_flow import register, start
-from tests.support.orchestrator import step, wait_final
+from tests.support.orchestrator import fast_settings, running_orchestrator, step, wait_final
 from tests.support.participant import ScriptedParticipant
 
 pytestmark = pytest.mark.postgres
@@ -76,6 +79,7 @@ async def test_known_sagas_give_exact_metrics(
         assert value(m, "saga_sagas", status=status) == 0
     assert value(m, "saga_oldest_due_seconds") == 0
     assert value(m, "saga_worker_held") == 0
+    assert value(m, "saga_database_up") == 1
     # Sagas started through this process's API go straight to its worker:
     # created leased, driven at once, never claimed from the table.
     assert value(m, "saga_claimed_total") == 0
@@ -91,6 +95,25 @@ async def test_backlog_and_parked_gauges(
     m = await scrape(api)
     assert value(m, "saga_sagas", status="failed") == 1
     assert value(m, "saga_finished_total", definition="parks", status="failed") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not server_binaries_installed(), reason="needs the PostgreSQL server binaries")
+async def test_database_up_follows_the_database(participant_url: str) -> None:
+    with private_cluster(settings=NOT_DURABLE) as cluster:
+        url = cluster.url("postgres")
+        await asyncio.to_thread(migrate.upgrade, url)
+        async with running_orchestrator(fast_settings(url, {"p": [participant_url]})) as api:
+            assert value(await scrape(api), "saga_database_up") == 1
+            await asyncio.to_thread(cluster.stop)
+            assert value(await scrape(api), "saga_database_up") == 0
+            await asyncio.to_thread(cluster.start)
+            # The pool may hand out a connection the restart killed: a later scrape is fine.
+            seen = [value(await scrape(api), "saga_database_up")]
+            while seen[-1] != 1 and len(seen) < 20:
+                await asyncio.sleep(0.2)
+                seen.append(value(await scrape(api), "saga_database_up"))
+            assert seen[-1] == 1, seen
 
 
 async def test_one_trace_id_across_all_steps(
