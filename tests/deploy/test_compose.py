@@ -109,6 +109,16 @@ def test_prometheus_scrapes_every_app_service() -> None:
     assert targets == expected
 
 
+def test_prometheus_gets_its_rule_files_beside_its_config() -> None:
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    mounts = COMPOSE["services"]["prometheus"]["volumes"]
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounts
+    assert config["rule_files"]
+    for rule_file in config["rule_files"]:  # relative to the configuration file
+        assert (ROOT / "deploy/prometheus" / rule_file).is_file()
+        assert f"./deploy/prometheus/{rule_file}:/etc/prometheus/{rule_file}:ro" in mounts
+
+
 @pytest.fixture
 def local_databases() -> Iterator[dict[str, str]]:
     """compose database name -> a throwaway local database URL."""
