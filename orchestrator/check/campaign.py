@@ -76,6 +76,7 @@ class Campaign:
                 zombies=config.zombies,
                 db_crash=config.db_crash,
                 lease_s=config.lease_s,
+                partitions=config.partitions,
             )
         )
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -138,6 +139,7 @@ class Campaign:
                 self.dbs.service_urls,
                 workers=self.config.workers,
                 lease_s=self.config.lease_s,
+                partitions=self.config.partitions > 0,
             )
             await self.fleet.start()
             assert self.fleet.api is not None

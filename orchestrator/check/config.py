@@ -81,6 +81,8 @@ class CampaignConfig:
     kills: int = 2
     zombies: int = 1
     db_crash: bool = False
+    partitions: int = 0
+    """Network partitions (see :mod:`orchestrator.check.chaos`); needs 2+ workers."""
     seed: int = 1
     definitions: tuple[str, ...] = ("order", "order_parallel")
     time_limit_s: float = 900.0
@@ -103,6 +105,7 @@ class CampaignConfig:
             (0 <= self.fault_rate < 1, "--fault-rate must be in [0, 1)"),
             (self.workers >= 1, "--workers must be at least 1"),
             (self.kills >= 0 and self.zombies >= 0, "--kills and --zombies cannot be negative"),
+            (self.partitions >= 0, "--partitions cannot be negative"),
             (self.lease_s > 0.5, "--lease must be more than 0.5 seconds"),
             (self.time_limit_s > 0, "--time-limit must be positive"),
         ]
@@ -112,6 +115,8 @@ class CampaignConfig:
         found = []
         if self.zombies and self.workers < 2:
             found.append("--zombies needs --workers 2 or more (someone must take over)")
+        if self.partitions and self.workers < 2:
+            found.append("--partitions needs --workers 2 or more (someone must take over)")
         if self.db_crash and self.database_url:
             found.append("--db-crash runs its own PostgreSQL cluster: leave --database-url out")
         if not self.definitions:

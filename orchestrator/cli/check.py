@@ -78,6 +78,14 @@ class CouldNotRun(click.ClickException):
     help="Workers paused (SIGSTOP) past twice the lease, then resumed; needs 2+ workers.",
 )
 @click.option(
+    "--partitions",
+    default=0,
+    show_default=True,
+    help="Network partitions, each past twice the lease, in turn: a worker cut from the "
+    "database both ways, a worker whose database answers vanish, every worker cut from "
+    "one participant; needs 2+ workers.",
+)
+@click.option(
     "--db-crash/--no-db-crash",
     default=False,
     show_default=True,
@@ -121,6 +129,7 @@ def check(
     kills: int,
     zombies: int,
     db_crash: bool,
+    partitions: int,
     seed: int,
     definitions: tuple[str, ...],
     time_limit: float,
@@ -159,6 +168,7 @@ def check(
         kills=kills,
         zombies=zombies,
         db_crash=db_crash,
+        partitions=partitions,
         seed=seed,
         definitions=definitions or tuple(sorted(DEFINITIONS)),
         time_limit_s=time_limit,
