@@ -74,6 +74,17 @@ class Metrics:
             "Sagas claimed after another worker's lease ran out (that worker died or stalled)",
             registry=r,
         )
+        self.calls_withheld = Counter(
+            "saga_calls_withheld",
+            "Participant calls not made: this worker's lease had run out by its own clock",
+            registry=r,
+        )
+        self.zombie_calls = Counter(
+            "saga_zombie_calls",
+            "Participant calls made after this worker's lease had run out by its own clock "
+            "(should stay 0: such calls are withheld)",
+            registry=r,
+        )
         self.claimed = Counter("saga_claimed", "Sagas claimed by this worker", registry=r)
         self.claim_batch = Histogram(
             "saga_claim_batch_size",

@@ -76,6 +76,9 @@ class Runtime:
             pool_size=settings.database_pool_size,
             stall_limit_s=settings.lease_s,
             on_commit=metrics.database_commits.inc,
+            connect_timeout_s=settings.database_connect_timeout_s,
+            command_timeout_s=settings.database_command_timeout_s,
+            pool_timeout_s=settings.database_pool_timeout_s,
         )
         definitions = DefinitionStore(engine)
         writer = SagaWriter(engine)

@@ -82,6 +82,16 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(default=32, ge=4, le=256)
     #: Connections each process keeps to the database (a worker holds one more to LISTEN).
     database_pool_size: int = Field(default=20, ge=1)
+    #: PostgreSQL: how long opening a database session may take. The three database
+    #: timeouts bound every wait on the database by this process's own clock, so a
+    #: database gone silent (a partition: no error, no reset) is an error in seconds,
+    #: answered 503 or retried, never a hang.
+    database_connect_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    #: PostgreSQL: how long one statement may wait for its answer (client side);
+    #: a statement that takes longer is abandoned and its connection discarded.
+    database_command_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    #: How long a request waits for a free connection of the pool.
+    database_pool_timeout_s: float = Field(default=5.0, gt=0, le=600)
     log_level: str = "INFO"
     #: ``json`` (one object per line) or ``text``.
     log_format: Literal["json", "text"] = "json"

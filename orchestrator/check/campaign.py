@@ -80,6 +80,7 @@ class Campaign:
                 db_crashes=config.db_crashes,
                 lease_s=config.lease_s,
                 cancel_rate=config.cancel_rate,
+                partitions=config.partitions,
             )
         )
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -152,6 +153,7 @@ class Campaign:
                 self.dbs.service_urls,
                 workers=self.config.workers,
                 lease_s=self.config.lease_s,
+                partitions=self.config.partitions > 0,
             )
             await self.fleet.start()
             assert self.fleet.api is not None
@@ -180,6 +182,7 @@ class Campaign:
             kills=self.config.kills,
             zombies=self.config.zombies,
             db_crashes=self.config.db_crashes,
+            partitions=self.config.partitions,
             violations=self._live_violations,
         )
         background = [

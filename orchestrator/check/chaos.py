@@ -14,13 +14,24 @@ that it mattered, not just that it happened:
   it found taken over (``saga_leases_lost_total``), while the other workers
   count the takeovers (``saga_lease_takeovers_total``);
 - a database crash: how long it was down and how often the client was
-  answered 503 or refused meanwhile.
+  answered 503 or refused meanwhile;
+- a partition (:class:`~orchestrator.harness.proxy.PartitionProxy`: packets
+  vanish, nothing is refused) of a worker from the database, both ways or
+  only its answers, for longer than the lease: the calls in flight and the
+  sagas held when it was cut, the calls it withheld because its lease had
+  run out by its own clock (``saga_calls_withheld_total``), the calls it made
+  after that (``saga_zombie_calls_total``, and the wire's own count of its
+  requests from one lease after the cut to the heal: both must be 0), the
+  database errors by which it noticed, the takeovers by the others and, after
+  the heal, its writes fenced off; or of every worker from one service: the
+  calls in flight when it was cut and the bytes held.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,10 +41,16 @@ from orchestrator.check.load import Tally
 from orchestrator.check.schedule import ChaosEvent
 from orchestrator.harness.postgres import PgCluster
 from orchestrator.harness.processes import ManagedProcess, wait_until
+from orchestrator.harness.proxy import Cut
 
 CONFLICTS = "saga_version_conflicts_total"
 LEASES_LOST = "saga_leases_lost_total"
 TAKEOVERS = "saga_lease_takeovers_total"
+WITHHELD = "saga_calls_withheld_total"
+ZOMBIE_CALLS = "saga_zombie_calls_total"
+DB_ERRORS = "saga_database_errors_total"
+#: Past the lease, what the worker's clock and the campaign's may differ by.
+CLOCK_SLACK_S = 0.25
 
 
 @dataclass
@@ -43,10 +60,16 @@ class ChaosLog:
     kills: list[dict[str, Any]] = field(default_factory=list)
     zombies: list[dict[str, Any]] = field(default_factory=list)
     db_crashes: list[dict[str, Any]] = field(default_factory=list)
+    partitions: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         """Every event with its figures."""
-        return {"kills": self.kills, "zombies": self.zombies, "db_crashes": self.db_crashes}
+        return {
+            "kills": self.kills,
+            "zombies": self.zombies,
+            "db_crashes": self.db_crashes,
+            "partitions": self.partitions,
+        }
 
 
 class Chaos:
@@ -100,6 +123,8 @@ class Chaos:
                     await self._kill(event)
                 elif event.kind == "zombie":
                     await self._zombie(event)
+                elif event.kind == "partition":
+                    await self._partition(event)
                 else:
                     await self._db_crash(event)
             finally:
@@ -209,3 +234,92 @@ class Chaos:
         # The client's retries while the database was down and just after.
         await asyncio.sleep(2.0)
         record["client_retries"] = sum(self.tally.retries.values()) - retries_before
+
+    async def _partition(self, event: ChaosEvent) -> None:
+        assert event.cut is not None
+        if event.cut.startswith("participant:"):
+            await self._cut_service(event, event.cut.split(":", 1)[1])
+            return
+        await self._cut_worker(event, "both" if event.cut == "db:both" else "to_client")
+
+    async def _cut_worker(self, event: ChaosEvent, how: Cut) -> None:
+        worker = await self._pick(event.worker)
+        proxy = self.fleet.db_proxies.get(worker.name)
+        if proxy is None:
+            raise RuntimeError("a database partition needs the orchestrator on PostgreSQL")
+        others = [w for w in self.fleet.workers if w is not worker]
+        if not await wait_until(lambda: any(map(self._ready, others)), timeout_s=180):
+            raise RuntimeError("a partition needs another worker to take its sagas over")
+        tap = self.fleet.tap
+        assert tap is not None
+        before = await self.fleet.scrape(worker)
+        takeovers_before = await self._takeovers(others)
+        await self._aim(worker, event)
+        in_flight = self._in_flight(worker)
+        held_before = Counter(proxy.stats.held_bytes)
+        at, cut_at = self._now(), time.monotonic()
+        proxy.cut(how)
+        # Every lease it holds was last written before the cut: one lease on, all ran out.
+        await asyncio.sleep(self.fleet.lease_s + CLOCK_SLACK_S)
+        sent_by_then = tap.sent[worker.name]
+        await asyncio.sleep(max(0.0, event.hold_s - (time.monotonic() - cut_at)))
+        late_on_wire = tap.sent[worker.name] - sent_by_then
+        proxy.heal()
+        healed = self._now()
+        # Time to notice the heal and try to record what it had in hand.
+        await asyncio.sleep(max(2.0, self.fleet.lease_s))
+        after = await self.fleet.scrape(worker)
+
+        def grew(name: str) -> int:
+            return int(after.get(name, 0) - before.get(name, 0))
+
+        self.log.partitions.append(
+            {
+                "at_s": at,
+                "healed_at_s": healed,
+                "cut": f"db:{how}",
+                "worker": worker.name,
+                "cut_s": round(event.hold_s, 3),
+                "lease_s": self.fleet.lease_s,
+                "calls_in_flight": in_flight,
+                "sagas_held": int(before.get("saga_worker_held", 0)),
+                "calls_withheld": grew(WITHHELD),
+                "zombie_calls": grew(ZOMBIE_CALLS),
+                "calls_on_wire_after_lease": late_on_wire,
+                "database_errors": int(_total(after, DB_ERRORS) - _total(before, DB_ERRORS)),
+                "bytes_held": dict(proxy.stats.held_bytes - held_before),
+                "takeovers_by_others": int(await self._takeovers(others) - takeovers_before),
+                "stale_writes_rejected": grew(CONFLICTS),
+                "sagas_found_taken_over": grew(LEASES_LOST),
+            }
+        )
+
+    async def _cut_service(self, event: ChaosEvent, service: str) -> None:
+        proxy = self.fleet.service_proxies.get(service)
+        if proxy is None:
+            raise RuntimeError(f"no proxy in front of {service!r}: partitions are off")
+        tap = self.fleet.tap
+        assert tap is not None
+        at = self._now()
+        in_flight = tap.in_flight()
+        held_before = sum(proxy.stats.held_bytes.values())
+        proxy.cut("both")
+        await asyncio.sleep(event.hold_s)
+        proxy.heal()
+        self.log.partitions.append(
+            {
+                "at_s": at,
+                "healed_at_s": self._now(),
+                "cut": f"participant:{service}",
+                "worker": None,
+                "cut_s": round(event.hold_s, 3),
+                "lease_s": self.fleet.lease_s,
+                "calls_in_flight": in_flight,
+                "bytes_held": sum(proxy.stats.held_bytes.values()) - held_before,
+            }
+        )
+
+
+def _total(figures: dict[str, float], name: str) -> float:
+    """The sum of a labelled counter's series."""
+    return sum(v for k, v in figures.items() if k == name or k.startswith(name + "{"))

@@ -82,6 +82,8 @@ class CampaignConfig:
     zombies: int = 1
     db_crashes: int = 0
     """Crashes of a private PostgreSQL cluster (``pg_ctl -m immediate``), spread over the load."""
+    partitions: int = 0
+    """Network partitions (see :mod:`orchestrator.check.chaos`); needs 2+ workers."""
     seed: int = 1
     definitions: tuple[str, ...] = ("order", "order_parallel")
     time_limit_s: float = 900.0
@@ -109,6 +111,7 @@ class CampaignConfig:
                 self.kills >= 0 and self.zombies >= 0 and self.db_crashes >= 0,
                 "--kills, --zombies and --db-crashes cannot be negative",
             ),
+            (self.partitions >= 0, "--partitions cannot be negative"),
             (self.lease_s > 0.5, "--lease must be more than 0.5 seconds"),
             (self.time_limit_s > 0, "--time-limit must be positive"),
             (0 <= self.cancel_rate <= 1, "--cancel-rate must be in [0, 1]"),
@@ -119,6 +122,8 @@ class CampaignConfig:
         found = []
         if self.zombies and self.workers < 2:
             found.append("--zombies needs --workers 2 or more (someone must take over)")
+        if self.partitions and self.workers < 2:
+            found.append("--partitions needs --workers 2 or more (someone must take over)")
         if self.db_crashes and self.database_url:
             found.append("--db-crash runs its own PostgreSQL cluster: leave --database-url out")
         if not self.definitions:

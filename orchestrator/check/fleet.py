@@ -10,6 +10,11 @@
   to complete callback steps at the API (``SAGA_PUBLIC_URL``); completions
   go from the services to the API directly, not through the relays.
 
+With partitions on, each worker reaches the orchestrator's database through a
+:class:`~orchestrator.harness.proxy.PartitionProxy` of its own, and the relays
+reach each service through one proxy per service, so the chaos can cut a
+worker from the database or every worker from one service.
+
 Workers' counters are scraped every second and right before any harm, so a
 killed worker's last figures survive it (:class:`MetricsBook`).
 """
@@ -24,10 +29,12 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from orchestrator.check.scrapes import MetricsBook
 from orchestrator.check.wire import WireTap
 from orchestrator.harness.processes import ManagedProcess, clean_environment, saga_command
+from orchestrator.harness.proxy import PartitionProxy
 
 SERVICES = ("orders", "payments", "inventory", "shipping")
 
@@ -43,6 +50,7 @@ class Fleet:
         *,
         workers: int,
         lease_s: float,
+        partitions: bool = False,
     ) -> None:
         self.workdir = workdir
         self.orchestrator_url = orchestrator_url
@@ -81,13 +89,21 @@ class Fleet:
         self.tap: WireTap | None = None
         #: Restarted workers that exited at start (the database was down).
         self.early_exits = 0
+        self.partitions = partitions
+        #: Worker name -> the proxy between it and the database (partitions on).
+        self.db_proxies: dict[str, PartitionProxy] = {}
+        #: Service name -> the proxy between the relays and it (partitions on).
+        self.service_proxies: dict[str, PartitionProxy] = {}
         self._http = httpx.AsyncClient()
 
     def _orchestrator_env(
-        self, participants: dict[str, list[str]], public_url: str | None = None
+        self,
+        participants: dict[str, list[str]],
+        public_url: str | None = None,
+        database_url: str | None = None,
     ) -> dict[str, str]:
         settings = {
-            "DATABASE_URL": self.orchestrator_url,
+            "DATABASE_URL": database_url or self.orchestrator_url,
             "PARTICIPANTS": json.dumps(participants),
             "ENABLE_FAULTS": "1",
             "LEASE_S": str(self.lease_s),
@@ -110,7 +126,7 @@ class Fleet:
         for process in self.participants.values():
             process.start()
         await asyncio.gather(*(p.wait_ready() for p in self.participants.values()))
-        self.tap = WireTap(self.participant_urls)
+        self.tap = WireTap(await self._service_routes())
         direct = {name: [url] for name, url in self.participant_urls.items()}
         self.api = ManagedProcess(
             "api",
@@ -135,13 +151,38 @@ class Fleet:
                         "--no-migrate",
                     ],
                     # Callback steps are completed at the API, which is never killed.
-                    self._orchestrator_env(routes, public_url=self.api.url),
+                    self._orchestrator_env(
+                        routes, public_url=self.api.url, database_url=await self._db_route(name)
+                    ),
                     self.workdir,
                 )
             )
         for worker in self.workers:
             worker.start()
         await asyncio.gather(self.api.wait_ready(), *(w.wait_ready() for w in self.workers))
+
+    async def _service_routes(self) -> dict[str, str]:
+        """Where the relays reach each service: directly, or through its proxy."""
+        if not self.partitions:
+            return self.participant_urls
+        routes = {}
+        for name, url in self.participant_urls.items():
+            target = httpx.URL(url)
+            proxy = PartitionProxy((target.host, target.port or 80), name=name)
+            await proxy.start()
+            self.service_proxies[name] = proxy
+            routes[name] = f"http://127.0.0.1:{proxy.port}"
+        return routes
+
+    async def _db_route(self, worker: str) -> str | None:
+        """The database URL of ``worker`` through a proxy of its own (None: the direct one)."""
+        url = make_url(self.orchestrator_url)
+        if not self.partitions or url.get_backend_name() != "postgresql":
+            return None
+        proxy = PartitionProxy((url.host or "127.0.0.1", url.port or 5432), name=worker)
+        await proxy.start()
+        self.db_proxies[worker] = proxy
+        return url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
 
     async def scrape(self, process: ManagedProcess) -> dict[str, float]:
         """Scrape ``process`` now and keep the figures (the latest known if it cannot answer)."""
@@ -199,5 +240,7 @@ class Fleet:
         await asyncio.gather(*(p.stop() for p in self.participants.values()))
         if self.tap is not None:
             await self.tap.close()
+        for proxy in [*self.db_proxies.values(), *self.service_proxies.values()]:
+            await proxy.close()
         with contextlib.suppress(Exception):
             await self._http.aclose()

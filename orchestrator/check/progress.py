@@ -35,6 +35,7 @@ class Progress:
         kills: int,
         zombies: int,
         db_crashes: int,
+        partitions: int = 0,
         violations: Callable[[], Awaitable[int]] | None = None,
         violations_every_s: float = 15.0,
     ) -> None:
@@ -45,7 +46,12 @@ class Progress:
         self.count_violations = violations
         self.violations = 0
         self.violations_every_s = violations_every_s
-        self.planned = {"kills": kills, "zombie": zombies, "db crash": db_crashes}
+        self.planned = {
+            "kills": kills,
+            "zombie": zombies,
+            "db crash": db_crashes,
+            "partition": partitions,
+        }
         self.phase = "load"
         self.faults = 0
         self.started_at = time.monotonic()
@@ -58,6 +64,7 @@ class Progress:
             "kills": len(log.kills),
             "zombie": len(log.zombies),
             "db crash": len(log.db_crashes),
+            "partition": len(log.partitions),
         }
         parts = [
             f"{self.phase}",

@@ -21,6 +21,7 @@ SHOWN_PER_INVARIANT = 5
 def blind_spots(report: dict[str, Any]) -> list[str]:
     """What the campaign was asked to exercise and did not (each one fails it)."""
     found = [*_fault_spots(report), *_chaos_spots(report), *_callback_spots(report)]
+    found += _partition_spots(report)
     if report["sagas"]["not_started"]:
         found.append(f"{report['sagas']['not_started']} sagas were never started (time limit)")
     return found
@@ -71,6 +72,26 @@ def _chaos_spots(report: dict[str, Any]) -> list[str]:
         for crash in crashes
         if crash.get("client_retries", 0) + worker_errors == 0
     ]
+    return found
+
+
+def _partition_spots(report: dict[str, Any]) -> list[str]:
+    asked = report["config"].get("partitions", 0)
+    done = report["chaos"].get("partitions", [])
+    found: list[str] = []
+    if len(done) < asked:
+        found.append(f"{len(done)} of {asked} partitions happened")
+    for cut in done:
+        if cut["worker"] is None:
+            continue
+        late = cut["zombie_calls"] + cut["calls_on_wire_after_lease"]
+        if late:
+            # Not a blind spot but a failure: a call made without a lease.
+            found.append(
+                f"{cut['worker']} cut from the database made {late} calls after its lease ran out"
+            )
+        if cut["database_errors"] == 0 and cut["sagas_held"]:
+            found.append(f"{cut['worker']} cut from the database never noticed it")
     return found
 
 
@@ -126,6 +147,8 @@ def _chaos_lines(report: dict[str, Any]) -> list[str]:
             f"{zombie['stale_writes_rejected']} stale writes rejected, "
             f"{zombie['sagas_found_taken_over']} sagas found taken over"
         )
+    for cut in chaos.get("partitions", []):
+        lines.append(_partition_line(cut))
     for crash in chaos["db_crashes"]:
         lines.append(
             f"database crash down {crash['down_s']:.1f}s at {crash['progress']:.0%} started "
@@ -143,6 +166,21 @@ def _chaos_lines(report: dict[str, Any]) -> list[str]:
         f"database errors: {errors}"
     )
     return lines
+
+
+def _partition_line(cut: dict[str, Any]) -> str:
+    head = f"partition      {cut['cut']} for {cut['cut_s']:.1f}s (lease {cut['lease_s']:g}s)"
+    if cut["worker"] is None:
+        return (
+            f"{head} with {cut['calls_in_flight']} calls in flight, {cut['bytes_held']} bytes held"
+        )
+    return (
+        f"{head} of {cut['worker']} holding {cut['sagas_held']} sagas: "
+        f"{cut['calls_withheld']} calls withheld, zombie calls {cut['zombie_calls']} "
+        f"(wire {cut['calls_on_wire_after_lease']}), {cut['database_errors']} database errors, "
+        f"{cut['takeovers_by_others']} taken over, {cut['stale_writes_rejected']} stale writes "
+        f"rejected"
+    )
 
 
 def _callback_lines(report: dict[str, Any]) -> list[str]:

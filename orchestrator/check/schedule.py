@@ -33,7 +33,10 @@ CANCEL_AFTER_S = 0.5
 """A cancel is sent up to this long after its saga's start was acknowledged."""
 
 Layer = Literal["transport", "service"]
-ChaosKind = Literal["kill", "zombie", "db_crash"]
+ChaosKind = Literal["kill", "zombie", "db_crash", "partition"]
+PARTITION_CUTS = ("db:both", "db:to_client", "participant")
+"""What the partitions cut, in turn: a worker from the database both ways, only its
+answers, then every worker from one participant."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ class ChaosEvent:
     """kill: restart after; zombie: paused for; db_crash: down for."""
     aim: bool = False
     """kill, zombie: first wait (5 s at most) for the worker to have a call in flight."""
+    cut: str | None = None
+    """partition: ``db:both``, ``db:to_client`` (worker slot ``worker``) or
+    ``participant:<name>``; ``hold_s`` is how long it lasts."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,7 @@ class Plan:
     db_crashes: int = 0
     lease_s: float = 3.0
     cancel_rate: float = CANCEL_RATE
+    partitions: int = 0
 
 
 def build_schedule(plan: Plan) -> Schedule:
@@ -259,14 +266,16 @@ def _chaos(rng: random.Random, plan: Plan) -> tuple[ChaosEvent, ...]:
     crashes: list[ChaosKind] = ["db_crash"] * plan.db_crashes
     kills: list[ChaosKind] = ["kill"] * plan.kills
     zombies: list[ChaosKind] = ["zombie"] * plan.zombies
-    kinds = kills + zombies + crashes
+    partitions: list[ChaosKind] = ["partition"] * plan.partitions
+    kinds = kills + zombies + crashes + partitions
     rng.shuffle(kinds)
     # One slot of the load per event, so that they spread over it instead of
     # bunching up (events run one after the other, and a zombie lasts seconds).
     low, high = 0.05, 0.9
     width = (high - low) / max(1, len(kinds))
     events: list[ChaosEvent] = []
-    kill_number = 0
+    kill_number = partition_number = 0
+    participants = sorted({s.participant for d in plan.definitions.values() for s in d.steps})
     for slot, kind in enumerate(kinds):
         at = low + width * (slot + rng.uniform(0.1, 0.9))
         if kind == "kill":
@@ -281,6 +290,16 @@ def _chaos(rng: random.Random, plan: Plan) -> tuple[ChaosEvent, ...]:
             # A zombie must wake up holding an answer, or it has nothing late to write.
             hold = 2 * plan.lease_s + 1.5
             events.append(ChaosEvent(kind, at, rng.randrange(plan.workers), hold, aim=True))
+        elif kind == "partition":
+            # Longer than the lease, so that the cut-off worker's leases run out.
+            cut = PARTITION_CUTS[partition_number % len(PARTITION_CUTS)]
+            if cut == "participant":
+                cut = f"participant:{rng.choice(participants)}"
+            hold = 2 * plan.lease_s + 1.5
+            events.append(
+                ChaosEvent(kind, at, rng.randrange(plan.workers), hold, aim=True, cut=cut)
+            )
+            partition_number += 1
         else:
             events.append(ChaosEvent(kind, at, 0, rng.uniform(2.0, 4.0)))
     return tuple(events)

@@ -97,6 +97,8 @@ class WireTap:
         self.participants = participants
         self.calls: list[WireCall] = []
         self._in_flight: Counter[str] = Counter()
+        #: Requests each worker has sent so far (answered or not).
+        self.sent: Counter[str] = Counter()
         self._servers: dict[str, list[asyncio.Server]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -161,6 +163,7 @@ class WireTap:
                     up_reader, up_writer = await asyncio.open_connection(*upstream)
                 method, path = [*request.start.split(" "), "", ""][:2]
                 self._in_flight[worker] += 1
+                self.sent[worker] += 1
                 try:
                     up_writer.write(request.raw)
                     await up_writer.drain()

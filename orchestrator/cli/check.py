@@ -106,6 +106,14 @@ class CouldNotRun(click.ClickException):
     help="Workers paused (SIGSTOP) past twice the lease, then resumed; needs 2+ workers.",
 )
 @click.option(
+    "--partitions",
+    default=0,
+    show_default=True,
+    help="Network partitions, each past twice the lease, in turn: a worker cut from the "
+    "database both ways, a worker whose database answers vanish, every worker cut from "
+    "one participant; needs 2+ workers.",
+)
+@click.option(
     "--db-crashes",
     default=0,
     show_default=True,
@@ -163,6 +171,7 @@ def check(
     zombies: int,
     db_crashes: int,
     db_crash: bool,
+    partitions: int,
     seed: int,
     definitions: tuple[str, ...],
     time_limit: float,
@@ -211,6 +220,7 @@ def check(
         "time_limit_s": time_limit,
         "lease_s": lease,
         "cancel_rate": cancel_rate,
+        "partitions": partitions,
     }
     if tier is not None:
         # Only what the user typed overrides the tier; click's defaults do not.

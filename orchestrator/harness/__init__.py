@@ -6,6 +6,8 @@
 - :mod:`~orchestrator.harness.postgres`: throwaway databases on a server
   (CREATE/DROP DATABASE) and private clusters (initdb, pg_ctl) that may be
   stopped or crashed at will;
+- :mod:`~orchestrator.harness.proxy`: a loopback TCP proxy that can cut the
+  link it carries (both ways or one way) so that packets vanish, and heal it;
 - :mod:`~orchestrator.harness.tables`: plain-text tables for reports.
 
 The campaign (``saga check``), the benchmark (``saga bench``) and the test

@@ -40,10 +40,22 @@ def create_engine(
     pool_size: int = 20,
     stall_limit_s: float = 15.0,
     on_commit: Callable[[], None] | None = None,
+    *,
+    connect_timeout_s: float = 5.0,
+    command_timeout_s: float = 10.0,
+    pool_timeout_s: float = 5.0,
 ) -> AsyncEngine:
     """An async engine for ``url``, set up for many concurrent writers.
 
     ``on_commit`` is called after every commit (the process's commit counter).
+
+    The three timeouts bound every wait on PostgreSQL by the client's own
+    clock, so that a database that went silent (a partition: no error, no
+    reset, the packets just stop) is an error within seconds rather than a
+    hang: ``connect_timeout_s`` for opening a session, ``command_timeout_s``
+    for each statement (its answer included), ``pool_timeout_s`` for a free
+    connection of the pool. Each raises :class:`StoreUnavailable`, and a
+    connection whose statement timed out is discarded, never reused.
 
     ``stall_limit_s`` bounds how long a session may sit idle inside a transaction
     (PostgreSQL ends it after that): a worker frozen mid-write would otherwise
@@ -71,8 +83,12 @@ def create_engine(
             # and the number of sessions stays what capacity planning assumed.
             pool_size=pool_size,
             max_overflow=0,
-            pool_timeout=5,
-            connect_args={"server_settings": server_settings},
+            pool_timeout=pool_timeout_s,
+            connect_args={
+                "server_settings": server_settings,
+                "timeout": connect_timeout_s,
+                "command_timeout": command_timeout_s,
+            },
             json_serializer=json_codec.dumps_str,
         )
     else:

@@ -4,7 +4,9 @@ Unavailable: any connection, I/O or timeout failure (``OSError``), an
 exhausted pool, an ``OperationalError`` (the DBAPI's class for "the database
 cannot do this now", SQLite's "database is locked" among them; SQLite files
 some bugs there too, e.g. "no such column", and they stay 503s), a dropped
-connection, and a PostgreSQL SQLSTATE of class 08 (connection exception), 40
+connection, a statement unanswered within the command timeout (its
+connection is then discarded: the answer may still be on its way), and a
+PostgreSQL SQLSTATE of class 08 (connection exception), 40
 (transaction rollback: a serialization failure or a deadlock, which the same
 work retried resolves), 53 (insufficient resources), 57014 (a statement
 cancelled by ``statement_timeout``: a database too slow to answer counts as one
@@ -55,6 +57,11 @@ def raise_unavailable(context: ExceptionContext) -> StoreUnavailable | None:
     # SQLAlchemy counts it as a disconnect, but it must go on as a cancellation.
     if not isinstance(original, Exception):
         return None
+    if isinstance(original, TimeoutError):
+        # A statement unanswered within the command timeout: the session is in
+        # an unknown state (the answer may still come), so it is never reused.
+        context.is_disconnect = True
+        return StoreUnavailable("the database did not answer within the command timeout")
     error = context.sqlalchemy_exception or original
     return StoreUnavailable(str(error)) if is_unavailable(error) else None
 
@@ -69,6 +76,9 @@ class UnavailableOnConnect(AsyncAdaptedQueuePool):
         except Exception as exc:
             # A DBAPI error passes unchanged: the engine wraps it and
             # ``handle_error`` decides on it with the statement's errors.
+            if isinstance(exc, TimeoutError):
+                message = "the database did not answer within the connect timeout"
+                raise StoreUnavailable(message) from exc
             if is_unavailable(exc):
                 raise StoreUnavailable(str(exc)) from exc
             raise

@@ -9,6 +9,7 @@ worker never names it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +38,10 @@ class CallIdentity:
         }
 
 
+NOT_SENT = "not sent: the caller's hold on the saga ran out"
+"""The error of a call the transport withheld because ``still_held()`` said no."""
+
+
 @dataclass(frozen=True)
 class CallRequest:
     """One attempt of one call, as the worker asks for it."""
@@ -51,6 +56,10 @@ class CallRequest:
     trace_id: str | None = None
     #: The step completes later, by callback: the call carries how to complete it.
     awaits_callback: bool = False
+    #: Asked right before the call goes out (after anything the transport waits
+    #: for first): ``False`` and the call is not sent, its result is
+    #: :data:`NOT_SENT`. The worker answers whether its lease still holds.
+    still_held: Callable[[], bool] | None = field(default=None, compare=False)
     #: The ``traceparent`` sent with this attempt: drawn once, so that the span
     #: recorded for the call names the very span id the participant received.
     traceparent: str | None = field(init=False, default=None, compare=False)

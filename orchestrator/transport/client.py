@@ -13,7 +13,7 @@ from orchestrator import json_codec
 from orchestrator.fault_rules import FaultRule
 from orchestrator.machine import OutcomeKind
 from orchestrator.transport import protocol
-from orchestrator.transport.call import CallbackTokens, CallRequest
+from orchestrator.transport.call import NOT_SENT, CallbackTokens, CallRequest
 from orchestrator.transport.faults import FaultPicker, FaultTransport
 from orchestrator.transport.outcome import CallResult, classify_response
 from orchestrator.transport.pool import StackPoolTransport
@@ -84,6 +84,8 @@ class ParticipantClient:
         """Make one attempt; never raises for anything the participant or network does."""
         started = time.perf_counter()
         fault = await self.faults.pick(request.identity) if self.faults is not None else None
+        if request.still_held is not None and not request.still_held():
+            return self._result(started, OutcomeKind.TRANSIENT, None, None, error=NOT_SENT)
         content = json_codec.dumps(request.body)
         headers = protocol.headers(request, self._callback(request))
         url: str | None = None

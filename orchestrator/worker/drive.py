@@ -41,8 +41,9 @@ from orchestrator.otel import CallSpans
 from orchestrator.store.errors import StoreUnavailable
 from orchestrator.store.rows import HistoryEvent, Lease, StoredSaga
 from orchestrator.store.sagas import SagaWriter
-from orchestrator.transport.call import CallIdentity, CallRequest, Transport
+from orchestrator.transport.call import NOT_SENT, CallIdentity, CallRequest, Transport
 from orchestrator.transport.outcome import CallResult
+from orchestrator.worker.leases import LeaseClock
 
 log = logging.getLogger("orchestrator.worker")
 
@@ -61,6 +62,8 @@ class DriveContext:
     stopping: asyncio.Event
     #: Exports each call as a span (a no-op unless OpenTelemetry export is on).
     spans: CallSpans = field(default_factory=CallSpans)
+    #: How long this worker may still act on each saga, by its own clock.
+    leases: LeaseClock = field(default_factory=LeaseClock)
 
 
 def build_call(
@@ -148,11 +151,30 @@ class SagaDriver:
                     continue
                 await self.commit([], [], now)
                 return
-            events, history = await self._make_calls(calls, ticked)
+            if not self._holds():
+                self._let_go(len(calls), "its calls are due")
+                return
+            events, history, withheld = await self._make_calls(calls, ticked)
+            if withheld:
+                # Nothing to record for a call not made; the next holder makes it.
+                self._let_go(withheld, "its calls were about to go out")
+                return
             if not await self.commit(events, history, utcnow()):
                 return
             if self.saga.lease_owner is None:
                 return
+
+    def _holds(self) -> bool:
+        return self.ctx.leases.valid(self.saga.id)
+
+    def _let_go(self, calls: int, when: str) -> None:
+        """The lease ran out by this worker's clock: make no call, leave the saga to others."""
+        self.ctx.metrics.calls_withheld.inc(calls)
+        log.warning(
+            "saga %s: the lease ran out (by this worker's clock) as %s: letting go",
+            self.saga.id,
+            when,
+        )
 
     async def _sleep_until(self, wake: datetime, now: datetime) -> None:
         with contextlib.suppress(TimeoutError):
@@ -160,7 +182,8 @@ class SagaDriver:
 
     async def _make_calls(
         self, calls: Sequence[CallCommand], state: SagaState
-    ) -> tuple[list[Event], list[HistoryEvent]]:
+    ) -> tuple[list[Event], list[HistoryEvent], int]:
+        """The calls' outcomes and history, and how many were withheld (the lease ran out)."""
         requests = [build_call(self.definition, self.saga, state, self.plan, c) for c in calls]
         results = await asyncio.gather(
             *(
@@ -168,6 +191,9 @@ class SagaDriver:
                 for c, r in zip(calls, requests, strict=True)
             )
         )
+        withheld = sum(1 for r in results if r.url is None and r.error == NOT_SENT)
+        if withheld:
+            return [], [], withheld
         now = utcnow()
         events: list[Event] = []
         history: list[HistoryEvent] = []
@@ -185,7 +211,7 @@ class SagaDriver:
             )
             history.append(call_history(command, name, result, now))
             self._observe(command, name, result)
-        return events, history
+        return events, history, 0
 
     def _observe(self, command: CallCommand, name: str, result: CallResult) -> None:
         """Metrics and the log line of one call."""
@@ -222,7 +248,18 @@ class SagaDriver:
 
     async def _call(self, command: CallCommand, request: CallRequest) -> CallResult:
         """Make the call; its result with the outcome the saga records."""
-        result = await self.ctx.client.call(request)
+        asked = False
+
+        def still_held() -> bool:
+            nonlocal asked
+            asked = True
+            return self._holds()
+
+        held_at_start = self._holds()
+        result = await self.ctx.client.call(replace(request, still_held=still_held))
+        if not asked and not held_at_start and result.error != NOT_SENT:
+            # A transport that does not ask sent it after the lease ran out.
+            self.ctx.metrics.zombie_calls.inc()
         if (
             result.kind is OutcomeKind.SUCCEEDED
             and result.status == 202
@@ -258,6 +295,8 @@ class SagaDriver:
             )
             written = await self._record(base, state, now, wake, lease, history, base.state)
             if written is not None:
+                if lease is not None:
+                    self.ctx.leases.granted([base.id], lease.expires_at)
                 self.saga = written
                 self._count_finish(base.state, state)
                 return True

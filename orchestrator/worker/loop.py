@@ -22,6 +22,7 @@ from orchestrator.store.sagas import SagaWriter
 from orchestrator.store.wakeups import DueListener
 from orchestrator.transport.call import Transport
 from orchestrator.worker.drive import DriveContext, SagaDriver
+from orchestrator.worker.leases import LeaseClock
 
 log = logging.getLogger("orchestrator.worker")
 
@@ -61,6 +62,7 @@ class Worker:
         self.claim_batch = claim_batch
         self.owner = owner or worker_id()
         self.stopping = asyncio.Event()
+        self.leases = LeaseClock()
         self.ctx = DriveContext(
             owner=self.owner,
             writer=writer,
@@ -70,6 +72,7 @@ class Worker:
             hold_backoff_s=hold_backoff_s,
             stopping=self.stopping,
             spans=spans or CallSpans(),
+            leases=self.leases,
         )
         self._wake = asyncio.Event()
         self._held: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -88,6 +91,8 @@ class Worker:
 
     def adopt(self, saga: StoredSaga, definition: SagaDefinition) -> None:
         """Drive a saga just created with a lease from :meth:`lease_for_new`."""
+        if saga.wake_at is not None:  # a new saga's wake-up is its lease's expiry
+            self.leases.granted([saga.id], saga.wake_at)
         self._start(saga, definition)
 
     @property
@@ -124,8 +129,9 @@ class Worker:
                 await asyncio.gather(listening, return_exceptions=True)
 
     async def _claim(self, limit: int) -> list[StoredSaga]:
-        started = time.perf_counter()
-        claimed = await self.writer.claim(self.owner, utcnow(), self.lease_s, limit)
+        started, now = time.perf_counter(), utcnow()
+        claimed = await self.writer.claim(self.owner, now, self.lease_s, limit)
+        self.leases.granted([saga.id for saga, _ in claimed], now + timedelta(seconds=self.lease_s))
         self.metrics.claim_seconds.observe(time.perf_counter() - started)
         self.metrics.claim_batch.observe(len(claimed))
         for _saga, previous in claimed:
@@ -170,6 +176,7 @@ class Worker:
         finally:
             full = len(self._held) >= self.concurrency
             self._held.pop(saga.id, None)
+            self.leases.forget(saga.id)
             self.metrics.held.set(len(self._held))
             if full:
                 self._wake.set()  # a slot is free: claim now rather than at the next poll
@@ -179,8 +186,10 @@ class Worker:
         while True:
             await asyncio.sleep(interval)
             ids = list(self._held)
+            expires_at = utcnow() + timedelta(seconds=self.lease_s)
             try:
-                await self.writer.renew(self.owner, ids, utcnow() + timedelta(seconds=self.lease_s))
+                held = await self.writer.renew(self.owner, ids, expires_at)
+                self.leases.granted([i for i in held if i in self._held], expires_at)
             except StoreUnavailable as exc:
                 self.metrics.database_errors.labels("renew").inc()
                 log.warning("renewing %d leases failed: %s", len(ids), exc)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.clock import utcnow
+from orchestrator.harness.proxy import Cut, PartitionProxy
 from orchestrator.machine import Plan, StepPlan, start
 from orchestrator.store.engine import create_engine
 from orchestrator.store.errors import StoreUnavailable
@@ -109,3 +112,39 @@ async def test_a_cancelled_statement_stays_a_cancellation(engine: AsyncEngine) -
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.2), engine.connect() as conn:
             await conn.execute(sa.text("SELECT pg_sleep(5)"))
+
+
+@contextlib.asynccontextmanager
+async def through_a_proxy(database_url: str) -> AsyncIterator[tuple[PartitionProxy, AsyncEngine]]:
+    """An engine on ``database_url`` reaching PostgreSQL through a partition proxy."""
+    url = make_url(database_url)
+    async with PartitionProxy((url.host or "127.0.0.1", url.port or 5432)) as proxy:
+        engine = create_engine(
+            url.set(port=proxy.port).render_as_string(hide_password=False),
+            pool_size=1,
+            connect_timeout_s=0.5,
+            command_timeout_s=0.5,
+        )
+        try:
+            yield proxy, engine
+        finally:
+            proxy.heal()
+            await engine.dispose()
+
+
+@pytest.mark.parametrize("cut", ["both", "to_server", "to_client"])
+async def test_a_database_gone_silent_is_unavailable_not_a_hang(
+    database_url: str, cut: Cut
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no network to cut")
+    async with through_a_proxy(database_url) as (proxy, engine):
+        writer = SagaWriter(engine)
+        assert await writer.load(uuid.uuid4()) is None  # a pooled, working connection
+        proxy.cut(cut)
+        # The pooled connection's statement gets no answer, then a new one none either.
+        for _ in range(2):
+            with pytest.raises(StoreUnavailable, match="did not answer"):
+                await writer.load(uuid.uuid4())
+        proxy.heal()
+        assert await writer.load(uuid.uuid4()) is None
