@@ -104,6 +104,10 @@ def _transient(
 ) -> SagaState | Refusal:
     """No definite answer: the call may have taken effect, so the step is now uncertain."""
     index, attempts = outcome.step, state.steps[outcome.step].attempts
+    if state.steps[index].awaiting_callback:
+        # The participant took this attempt (202) and holds its job: a lost answer of
+        # the same call (made twice) says nothing new, and the wait has its own timeout.
+        return Refusal("already accepted")
     state = with_step(plan, state, index, uncertain=True)
     if budget_left(plan, state, index, Phase.ACTION):
         return retry_later(plan, state, index, Phase.ACTION, outcome.error, now, key)

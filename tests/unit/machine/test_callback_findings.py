@@ -1,4 +1,4 @@
-"""Callback-step bugs found by the property test, as minimal reproductions.
+"""Callback-step bugs found by the property and model tests, as minimal reproductions.
 
 Each test states the behaviour the machine should have and is a strict xfail
 until the machine is fixed (then it passes and the xfail must go).
@@ -96,3 +96,19 @@ def test_a_completion_that_reaches_a_parked_saga_is_not_lost() -> None:
     called_again = any(c.step == 1 for c in due_calls(plan, retried, at(10)))
     # Either the completion counts, or the retry asks the participant again.
     assert completion.accepted or called_again
+
+
+def test_a_transient_answer_after_the_202_does_not_end_the_wait() -> None:
+    """Found by the model test (``test_model``): the same attempt answered 202, then
+    transient (two workers made the same call; the second timed out). The participant
+    holds the job, so the lost answer says nothing new, as a repeated 202 says nothing.
+    Taking it counted attempt 2 while still awaiting the callback: attempt 2 was never
+    called, attempt 1's completion was refused as stale, and the "timeout" fired after
+    the backoff (here 100 ms) instead of the step's 30 s."""
+    state = b_accepted_at_2s()
+    lost = apply(PLAN, state, CallOutcome(1, ACTION, 1, OutcomeKind.TRANSIENT, error="lost"), at(3))
+    assert not lost.accepted
+    assert lost.state == state
+    done = apply(PLAN, lost.state, CallbackCompleted(1, 1, OK, {"shipped": True}), at(10))
+    assert done.accepted
+    assert done.state.steps[1].status is StepStatus.SUCCEEDED
