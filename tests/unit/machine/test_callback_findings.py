@@ -1,7 +1,7 @@
 """Callback-step bugs found by the property and model tests, as minimal reproductions.
 
-Each test states the behaviour the machine should have and is a strict xfail
-until the machine is fixed (then it passes and the xfail must go).
+Each test states the behaviour the machine must have, as the smallest history
+that once broke it; a bug found later gets its test here before its fix.
 """
 
 from __future__ import annotations
