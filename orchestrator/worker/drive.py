@@ -256,7 +256,9 @@ class SagaDriver:
             return self._holds()
 
         held_at_start = self._holds()
-        result = await self.ctx.client.call(replace(request, still_held=still_held))
+        # A copy draws its own traceparent: the span must be recorded for the one sent.
+        sent = replace(request, still_held=still_held)
+        result = await self.ctx.client.call(sent)
         if not asked and not held_at_start and result.error != NOT_SENT:
             # A transport that does not ask sent it after the lease ran out.
             self.ctx.metrics.zombie_calls.inc()
@@ -268,7 +270,7 @@ class SagaDriver:
         ):
             # The participant completes it later, by callback.
             result = replace(result, kind=OutcomeKind.ACCEPTED)
-        self.ctx.spans.record(self.definition.name, request, result)
+        self.ctx.spans.record(self.definition.name, sent, result)
         return result
 
     def _keep(self, state: SagaState, wake: datetime | None, now: datetime) -> bool:
