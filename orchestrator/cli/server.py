@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +100,17 @@ def service_database_url(name: str) -> str:
 
 
 class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # `saga up` handles signals for all servers
+    """One of `saga up`'s servers: the signals are `saga up`'s, for all of them at once."""
+
+    def install_signal_handlers(self) -> None:
         pass
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn would take SIGINT for this server alone and raise it again on its
+        # way out, so one Ctrl-C reached the next server twice (a forced exit that
+        # skips its shutdown). The loop's handler stops every server once.
+        yield
 
 
 @click.command()

@@ -23,6 +23,8 @@ and the pool timeout).
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -82,3 +84,8 @@ class UnavailableOnConnect(AsyncAdaptedQueuePool):
             if is_unavailable(exc):
                 raise StoreUnavailable(str(exc)) from exc
             raise
+
+
+# SQLAlchemy names a pool's logger after its class, which puts this one under the
+# "orchestrator" logger: keep the pool's routine INFO lines (disposed, recreating) out.
+logging.getLogger(f"{__name__}.{UnavailableOnConnect.__name__}").setLevel(logging.WARNING)
