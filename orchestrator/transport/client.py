@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.cookiejar
 import time
+from functools import partial
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from orchestrator.fault_rules import FaultRule
 from orchestrator.machine import OutcomeKind
 from orchestrator.transport import protocol
 from orchestrator.transport.call import NOT_SENT, CallbackTokens, CallRequest
-from orchestrator.transport.faults import FaultPicker, FaultTransport
+from orchestrator.transport.faults import FaultPicker, InjectedFault, send_with_fault
 from orchestrator.transport.outcome import CallResult, classify_response
 from orchestrator.transport.pool import StackPoolTransport
 from orchestrator.transport.routing import Routing
@@ -67,10 +68,10 @@ class ParticipantClient:
         # (their timeout runs while they wait).
         client = self._clients.get(participant)
         if client is None:
-            inner = StackPoolTransport(self.connections_per_participant)
-            transport = FaultTransport(inner) if self.faults is not None else inner
             client = httpx.AsyncClient(
-                transport=transport, follow_redirects=False, cookies=_NoCookies()
+                transport=StackPoolTransport(self.connections_per_participant),
+                follow_redirects=False,
+                cookies=_NoCookies(),
             )
             self._clients[participant] = client
         return client
@@ -93,8 +94,10 @@ class ParticipantClient:
             async with asyncio.timeout(request.timeout_s):
                 for url in self.routing.candidates(request.identity.participant):
                     try:
-                        status, body = await self._send(
-                            url + request.path, content, headers, request, fault
+                        status, body = await send_with_fault(
+                            fault,
+                            partial(self._send, url + request.path, content, headers, request),
+                            request.timeout_s,
                         )
                         break
                     except httpx.ConnectError:
@@ -118,7 +121,7 @@ class ParticipantClient:
                 fault,
                 error=f"response larger than {self.max_response_bytes} bytes",
             )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, InjectedFault) as exc:
             return self._result(
                 started, OutcomeKind.TRANSIENT, url, fault, error=f"{type(exc).__name__}: {exc}"
             )
@@ -140,7 +143,6 @@ class ParticipantClient:
         content: bytes,
         headers: dict[str, str],
         request: CallRequest,
-        fault: FaultRule | None,
     ) -> tuple[int, bytes]:
         http = self._client(request.identity.participant)
         http_request = http.build_request(
@@ -149,7 +151,6 @@ class ParticipantClient:
             content=content,
             headers=headers,
             timeout=request.timeout_s,
-            extensions={"fault": fault} if fault is not None else None,
         )
         response = await http.send(http_request, stream=True)
         try:
