@@ -145,6 +145,9 @@ class WireTap:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for servers in self._servers.values():
+            for server in servers:
+                await server.wait_closed()
 
     async def _relay(
         self,
@@ -190,6 +193,12 @@ class WireTap:
             for w in (writer, up_writer):
                 if w is not None:
                     w.close()
+            # Until each socket is really closed: a close only schedules it, and a loop
+            # that ends first leaves the socket to the garbage collector, unclosed.
+            for w in (writer, up_writer):
+                if w is not None:
+                    with contextlib.suppress(Exception):
+                        await w.wait_closed()
 
 
 async def _forward(
