@@ -85,6 +85,25 @@ class Metrics:
             "(should stay 0: such calls are withheld)",
             registry=r,
         )
+        self.broker_published = Counter(
+            "saga_broker_published",
+            "Commands published to a broker participant's queue (attempts sent)",
+            ["participant"],
+            registry=r,
+        )
+        self.broker_confirmed = Counter(
+            "saga_broker_confirmed",
+            "Commands the broker confirmed (publisher confirms)",
+            ["participant"],
+            registry=r,
+        )
+        self.broker_replies = Counter(
+            "saga_broker_replies",
+            "Replies from broker participants: matched (answered a waiting attempt), "
+            "late (after its attempt timed out), duplicate, unknown",
+            ["participant", "kind"],
+            registry=r,
+        )
         self.claimed = Counter("saga_claimed", "Sagas claimed by this worker", registry=r)
         self.claim_batch = Histogram(
             "saga_claim_batch_size",

@@ -22,8 +22,10 @@ from orchestrator.store.reads import SagaReader
 from orchestrator.store.sagas import SagaWriter
 from orchestrator.store.secrets import shared_secret
 from orchestrator.store.wakeups import DueListener, listen_dsn
-from orchestrator.transport.call import CallIdentity
+from orchestrator.transport.amqp import AmqpClient, is_amqp
+from orchestrator.transport.call import CallIdentity, Transport
 from orchestrator.transport.client import ParticipantClient
+from orchestrator.transport.dispatch import TransportByAddress
 from orchestrator.transport.routing import Routing
 from orchestrator.worker.loop import Worker
 
@@ -61,7 +63,7 @@ class Runtime:
     routing: Routing
     spans: CallSpans = field(default_factory=CallSpans)
     with_worker: bool = False
-    client: ParticipantClient | None = None
+    client: Transport | None = None
     worker: Worker | None = None
     public_url: str = "http://127.0.0.1:8000"
     callback_secret: str = ""
@@ -117,14 +119,29 @@ class Runtime:
     def _worker(self, callback_secret: str) -> Worker:
         """The worker and its participant client, signing callbacks with ``callback_secret``."""
         settings = self.settings
-        self.client = ParticipantClient(
+        signer = CallbackSigner(callback_secret)
+        http = ParticipantClient(
             self.routing,
             self.injector,
             settings.max_response_bytes,
             settings.http_connections_per_participant,
-            callbacks=CallbackSigner(callback_secret),
+            callbacks=signer,
             public_url=self.public_url,
         )
+        brokers = any(is_amqp(u) for urls in self.routing.participants.values() for u in urls)
+        amqp = (
+            AmqpClient(
+                self.routing,
+                self.injector,
+                settings.max_response_bytes,
+                metrics=self.metrics,
+                callbacks=signer,
+                public_url=self.public_url,
+            )
+            if brokers
+            else None
+        )
+        self.client = TransportByAddress(self.routing, http, amqp)
         return Worker(
             self.writer,
             self.definitions,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -37,6 +38,22 @@ def redact_url(url: str) -> str:
     user, colon, _password = userinfo.partition(":")
     masked = f"{user}:***" if colon else "***"
     return f"{scheme}://{masked}@{host}{slash}{tail}"
+
+
+_AMQP_SCHEMES = ("amqp://", "amqps://")
+
+
+def _check_queue_url(participant: str, url: str) -> None:
+    """An AMQP address names a host and exactly one command queue (``?queue=``)."""
+    parts = urlsplit(url)
+    queues = parse_qs(parts.query).get("queue", [])
+    if not parts.hostname:
+        raise ValueError(f"participant {participant!r}: {redact_url(url)!r} names no host")
+    if len(queues) != 1 or not queues[0].strip():
+        raise ValueError(
+            f"participant {participant!r}: {redact_url(url)!r} names no command queue "
+            "(add ?queue=<name>)"
+        )
 
 
 class Settings(BaseSettings):
@@ -167,10 +184,24 @@ class Settings(BaseSettings):
     @field_validator("participants")
     @classmethod
     def _check_urls(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        # Every message names the URL with its password masked: settings errors are logged.
         for name, urls in value.items():
             if not urls:
                 raise ValueError(f"participant {name!r} has no base URL")
             for url in urls:
-                if not url.startswith(("http://", "https://")):
-                    raise ValueError(f"participant {name!r}: {url!r} is not an http(s) URL")
-        return {k: [u.rstrip("/") for u in v] for k, v in value.items()}
+                if url.startswith(_AMQP_SCHEMES):
+                    _check_queue_url(name, url)
+                elif not url.startswith(("http://", "https://")):
+                    raise ValueError(
+                        f"participant {name!r}: {redact_url(url)!r} is not an http(s) "
+                        "or amqp(s) URL"
+                    )
+            if len({u.startswith(_AMQP_SCHEMES) for u in urls}) > 1:
+                raise ValueError(
+                    f"participant {name!r} mixes HTTP and AMQP addresses; "
+                    "give each transport its own participant name"
+                )
+        return {
+            k: [u if u.startswith(_AMQP_SCHEMES) else u.rstrip("/") for u in v]
+            for k, v in value.items()
+        }

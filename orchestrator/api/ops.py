@@ -15,6 +15,7 @@ from orchestrator.api.deps import Rt, metrics_caller
 from orchestrator.api.limits import GuardedRoute
 from orchestrator.settings import redact_url
 from orchestrator.store.migrate import at_head
+from orchestrator.transport.amqp import is_amqp, queue_health
 
 log = logging.getLogger("orchestrator.api")
 
@@ -70,21 +71,30 @@ async def _health(client: httpx.AsyncClient, url: str) -> str:
 
 @v1.get("/participants")
 async def participants(rt: Rt) -> dict[str, Any]:
-    """Configured participants, their base URLs and whether each answers ``/healthz``."""
+    """Configured participants, their addresses and whether each answers.
+
+    An HTTP address answers when its ``/healthz`` does; a broker address when
+    its broker answers and its command queue has a consumer (its depth and
+    consumers are shown).
+    """
     async with httpx.AsyncClient() as client:
         items = []
         for name, urls in sorted(rt.routing.participants.items()):
-            health = await asyncio.gather(*(_health(client, u) for u in urls))
-            items.append(
-                {
-                    "name": name,
-                    # A base URL may carry credentials (user:password@): never shown.
-                    "base_urls": [redact_url(u) for u in urls],
-                    "urls": [
-                        {"url": redact_url(u), "health": h}
-                        for u, h in zip(urls, health, strict=True)
-                    ],
-                    "health": "up" if "up" in health else "down",
-                }
+            addresses = await asyncio.gather(*(_address_health(client, u) for u in urls))
+            item: dict[str, Any] = {"name": name}
+            if urls and is_amqp(urls[0]):
+                item["transport"] = "amqp"  # HTTP participants keep the v1 shape exactly
+            item.update(
+                # An address may carry credentials (user:password@): never shown.
+                base_urls=[a["url"] for a in addresses],
+                urls=addresses,
+                health="up" if any(a["health"] == "up" for a in addresses) else "down",
             )
+            items.append(item)
     return {"items": items}
+
+
+async def _address_health(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    if is_amqp(url):
+        return await queue_health(url)
+    return {"url": redact_url(url), "health": await _health(client, url)}

@@ -21,6 +21,7 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from participants.kit.amqp import CommandConsumer
 from participants.kit.callbacks import Completer, callbacks_router
 from participants.kit.database import Database
 from participants.kit.demo import DemoData, reset_router
@@ -93,24 +94,23 @@ def create_participant_app(
     completer = Completer(db, settings, kit.metrics) if effects.completes_by_callback else None
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.enable_faults:
             logger.warning(
                 "!!! FAULT INJECTION ENABLED in %s: /_faults can make it fail on purpose and "
                 "/_reset wipes its database. Never enable this in production. !!!",
                 service,
             )
-        if completer is not None:
-            completer.start()  # resumes what an earlier run still owed
         try:
-            yield
+            async with _background(completer, app.state.kit_consumer):
+                yield
         finally:
-            if completer is not None:
-                await completer.stop()
             await db.dispose()
 
     app = FastAPI(title=title or f"{service} (saga participant)", lifespan=lifespan)
     app.state.kit = kit
+    #: Serves the effect endpoints to broker commands when a broker is configured.
+    app.state.kit_consumer = _consumer(app, service, settings, kit.metrics)
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=kit.metrics)
 
@@ -131,6 +131,40 @@ def create_participant_app(
         if demo is not None:
             app.include_router(reset_router(db, demo, completions=completer is not None))
     return app
+
+
+@asynccontextmanager
+async def _background(
+    completer: Completer | None, consumer: CommandConsumer | None
+) -> AsyncIterator[None]:
+    """What runs beside the app: owed completions being sent, broker commands consumed."""
+    if completer is not None:
+        completer.start()  # resumes what an earlier run still owed
+    if consumer is not None:
+        consumer.start()
+    try:
+        yield
+    finally:
+        if consumer is not None:
+            await consumer.stop()
+        if completer is not None:
+            await completer.stop()
+
+
+def _consumer(
+    app: FastAPI, service: str, settings: ParticipantSettings, metrics: KitMetrics
+) -> CommandConsumer | None:
+    """The broker consumer serving ``app``'s endpoints, if a broker is configured."""
+    if not settings.amqp_url:
+        return None
+    return CommandConsumer(
+        app,
+        settings.amqp_url,
+        settings.amqp_queue or service,
+        metrics,
+        prefetch=settings.amqp_prefetch,
+        concurrency=settings.amqp_concurrency,
+    )
 
 
 def _mount_action(app: FastAPI, runner: EffectRunner, spec: ActionSpec) -> None:

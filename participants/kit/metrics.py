@@ -36,6 +36,13 @@ class KitMetrics:
             ["method", "route"],
             registry=self.registry,
         )
+        self.commands = Counter(
+            "participant_commands",
+            "Broker commands answered and acknowledged, by queue; redelivered: "
+            "a command delivered again after a consumer or broker loss.",
+            ["queue", "outcome"],
+            registry=self.registry,
+        )
         self.effects = Counter(
             "participant_effects",
             "Idempotent calls by endpoint, phase and outcome "

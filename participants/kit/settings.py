@@ -73,10 +73,27 @@ class ParticipantSettings(BaseSettings):
         description="How often pending completions are looked for when nothing wakes the sender.",
     )
 
+    amqp_url: str | None = Field(
+        default=None,
+        description=(
+            "Broker URL (amqp://user:pass@host:5672/%2F): also serve commands from the "
+            "service's queue there. Unset: HTTP only."
+        ),
+    )
+    amqp_queue: str | None = Field(
+        default=None, description="The command queue (default: the service's name)."
+    )
+    amqp_prefetch: int = Field(
+        default=32, ge=1, description="Commands delivered but not yet acknowledged, at most."
+    )
+    amqp_concurrency: int = Field(
+        default=16, ge=1, description="Commands handled at once, at most."
+    )
+
     def __repr_args__(self) -> Any:
         # Settings end up in logs and tracebacks: never with the database password.
         for name, value in super().__repr_args__():
-            if name == "database_url" and isinstance(value, str):
+            if name in ("database_url", "amqp_url") and isinstance(value, str):
                 yield name, masked_url(value)
             else:
                 yield name, value
