@@ -26,11 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -51,6 +53,7 @@ from orchestrator.check.load import ApiClient, LoadDriver, Tally
 from orchestrator.check.progress import Progress
 from orchestrator.check.schedule import Plan, build_schedule
 from orchestrator.harness.processes import wait_until
+from orchestrator.harness.rabbitmq import RabbitNode
 from orchestrator.settings import DEFAULT_HOME
 
 QUIET_S = 3.0
@@ -81,6 +84,9 @@ class Campaign:
                 lease_s=config.lease_s,
                 cancel_rate=config.cancel_rate,
                 partitions=config.partitions,
+                broker_crashes=config.broker_crashes,
+                consumer_kills=config.consumer_kills,
+                broker_participants=config.broker_participants,
             )
         )
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -93,6 +99,7 @@ class Campaign:
         self.timings: dict[str, float] = {}
         self.dbs: databases.Databases | None = None
         self.fleet: Fleet | None = None
+        self.broker: RabbitNode | None = None
         self.history = Recorder(self.workdir / "history.jsonl")
         self.history_verdict: Verdict | None = None
         self.api = ApiClient(
@@ -147,6 +154,13 @@ class Campaign:
             )
             self.say(f"data: {self.dbs.description}")
             await databases.migrate_and_seed(self.dbs, self.schedule.world)
+            if self.config.broker_participants:
+                self.broker = RabbitNode(Path(tempfile.mkdtemp(prefix="saga-check-broker-")))
+                await asyncio.to_thread(self.broker.start)
+                self.say(
+                    f"broker: private RabbitMQ node on 127.0.0.1:{self.broker.port} for "
+                    f"{', '.join(self.config.broker_participants)}"
+                )
             self.fleet = Fleet(
                 self.workdir,
                 self.dbs.orchestrator_url,
@@ -154,6 +168,8 @@ class Campaign:
                 workers=self.config.workers,
                 lease_s=self.config.lease_s,
                 partitions=self.config.partitions > 0,
+                broker=self.broker,
+                broker_participants=frozenset(self.config.broker_participants),
             )
             await self.fleet.start()
             assert self.fleet.api is not None
@@ -165,7 +181,12 @@ class Campaign:
             self.faults = CampaignFaults(self.api, self.fleet.participant_urls, self.schedule.rules)
             await self.faults.install()
             self.chaos = Chaos(
-                self.schedule.chaos, self.fleet, self.dbs.cluster, self.tally, self.started_at
+                self.schedule.chaos,
+                self.fleet,
+                self.dbs.cluster,
+                self.tally,
+                self.started_at,
+                self.faults,
             )
             self.driver.ceiling = self.chaos.ceiling
 
@@ -183,6 +204,8 @@ class Campaign:
             zombies=self.config.zombies,
             db_crashes=self.config.db_crashes,
             partitions=self.config.partitions,
+            broker_crashes=self.config.broker_crashes,
+            consumer_kills=self.config.consumer_kills,
             violations=self._live_violations,
         )
         background = [
@@ -258,14 +281,13 @@ class Campaign:
 
     async def _quiesce(self) -> None:
         assert self.fleet is not None
-        tap = self.fleet.tap
-        assert tap is not None
-        await self.fleet.ensure_workers()
+        fleet = self.fleet
+        await fleet.ensure_workers()
         quiet_since = time.monotonic()
 
         def quiet() -> bool:
             nonlocal quiet_since
-            if tap.in_flight():
+            if fleet.in_flight():
                 quiet_since = time.monotonic()
             return time.monotonic() - quiet_since >= QUIET_S
 
@@ -285,7 +307,7 @@ class Campaign:
             self.fleet.participant_urls,
             self.definitions,
             world=self.schedule.world,
-            wire=self.fleet.tap.calls if self.fleet.tap else (),
+            wire=self.fleet.wire_calls(),
         )
 
     async def _report(self, collected: Collected, results: list[InvariantResult]) -> dict[str, Any]:
@@ -299,6 +321,8 @@ class Campaign:
         """Stop every process; drop throwaway databases (unless kept) and the private cluster."""
         if self.fleet is not None:
             await self.fleet.stop()
+        if self.broker is not None:
+            await asyncio.to_thread(self.broker.destroy)
         await self.api.aclose()
         self.history.close()
         if self.dbs is not None:

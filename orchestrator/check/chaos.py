@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.check.faults import CampaignFaults
 from orchestrator.check.fleet import Fleet
 from orchestrator.check.load import Tally
 from orchestrator.check.schedule import ChaosEvent
@@ -60,6 +61,8 @@ class ChaosLog:
     kills: list[dict[str, Any]] = field(default_factory=list)
     zombies: list[dict[str, Any]] = field(default_factory=list)
     db_crashes: list[dict[str, Any]] = field(default_factory=list)
+    broker_crashes: list[dict[str, Any]] = field(default_factory=list)
+    consumer_kills: list[dict[str, Any]] = field(default_factory=list)
     partitions: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -68,6 +71,8 @@ class ChaosLog:
             "kills": self.kills,
             "zombies": self.zombies,
             "db_crashes": self.db_crashes,
+            "broker_crashes": self.broker_crashes,
+            "consumer_kills": self.consumer_kills,
             "partitions": self.partitions,
         }
 
@@ -82,8 +87,11 @@ class Chaos:
         cluster: PgCluster | None,
         tally: Tally,
         started_at: float,
+        faults: CampaignFaults | None = None,
     ) -> None:
         self.events = events
+        #: The campaign's fault rules: a killed service's board dies with it.
+        self.faults = faults
         self.fleet = fleet
         self.cluster = cluster
         self.tally = tally
@@ -125,6 +133,10 @@ class Chaos:
                     await self._zombie(event)
                 elif event.kind == "partition":
                     await self._partition(event)
+                elif event.kind == "broker_crash":
+                    await self._broker_crash(event)
+                elif event.kind == "consumer_kill":
+                    await self._consumer_kill(event)
                 else:
                     await self._db_crash(event)
             finally:
@@ -143,7 +155,7 @@ class Chaos:
         return next(w for w in ordered if self._ready(w))
 
     def _in_flight(self, worker: ManagedProcess) -> int:
-        return self.fleet.tap.in_flight(worker.name) if self.fleet.tap is not None else 0
+        return self.fleet.in_flight(worker.name)
 
     async def _aim(self, worker: ManagedProcess, event: ChaosEvent) -> None:
         if event.aim:
@@ -235,6 +247,61 @@ class Chaos:
         await asyncio.sleep(2.0)
         record["client_retries"] = sum(self.tally.retries.values()) - retries_before
 
+    async def _broker_crash(self, event: ChaosEvent) -> None:
+        broker, tap = self.fleet.broker, self.fleet.broker_tap
+        if broker is None or tap is None:
+            raise RuntimeError("a broker crash needs the campaign's own broker")
+        in_flight = tap.in_flight()
+        retries_before = sum(self.tally.retries.values())
+        at = self._now()
+        down, up = await broker.crash_for(event.hold_s)
+        await tap.after_restart()
+        self.log.broker_crashes.append(
+            {
+                "at_s": at,
+                "progress": round(self.tally.progress, 3),
+                "down_s": round(up - down, 3),
+                "mode": "SIGKILL of every process of the node",
+                "commands_in_flight": in_flight,
+                "client_retries": sum(self.tally.retries.values()) - retries_before,
+            }
+        )
+
+    async def _consumer_kill(self, event: ChaosEvent) -> None:
+        """SIGKILL a broker participant while it holds a command (5 s at most to get one)."""
+        assert event.cut is not None
+        name = event.cut.split(":", 1)[1]
+        tap = self.fleet.broker_tap
+        process = self.fleet.participants[name]
+        if tap is None or not process.alive:
+            raise RuntimeError(f"{name} is not a running broker participant")
+
+        def holding() -> int:
+            return sum(1 for c in tap.calls if c.participant == name and c.status is None)
+
+        if event.aim:
+            await wait_until(lambda: holding() > 0, interval_s=0.005, timeout_s=5.0)
+        if self.faults is not None:
+            await self.faults.bury(name)
+        in_flight = holding()
+        at = self._now()
+        process.kill()
+        record: dict[str, Any] = {
+            "at_s": at,
+            "participant": name,
+            "incarnation": process.incarnation,
+            "progress": round(self.tally.progress, 3),
+            "aimed": event.aim,
+            "commands_unanswered": in_flight,
+            "restart_after_s": round(event.hold_s, 3),
+        }
+        self.log.consumer_kills.append(record)
+        await asyncio.sleep(event.hold_s)
+        await self.fleet.restart_participant(name)
+        if self.faults is not None:
+            await self.faults.reinstall(name)
+        record["ready_again_at_s"] = self._now()
+
     async def _partition(self, event: ChaosEvent) -> None:
         assert event.cut is not None
         if event.cut.startswith("participant:"):
@@ -261,9 +328,9 @@ class Chaos:
         proxy.cut(how)
         # Every lease it holds was last written before the cut: one lease on, all ran out.
         await asyncio.sleep(self.fleet.lease_s + CLOCK_SLACK_S)
-        sent_by_then = tap.sent[worker.name]
+        sent_by_then = self.fleet.sent(worker.name)
         await asyncio.sleep(max(0.0, event.hold_s - (time.monotonic() - cut_at)))
-        late_on_wire = tap.sent[worker.name] - sent_by_then
+        late_on_wire = self.fleet.sent(worker.name) - sent_by_then
         proxy.heal()
         healed = self._now()
         # Time to notice the heal and try to record what it had in hand.

@@ -64,6 +64,12 @@ def definition(name: str) -> dict[str, Any]:
     return copy.deepcopy(DEFINITIONS[name])
 
 
+TRANSPORTS = ("http", "amqp", "mixed")
+ALL_SERVICES = ("inventory", "orders", "payments", "shipping")
+#: In ``--transport mixed``: the pivot's service and one before it over the broker.
+MIXED_BROKER_PARTICIPANTS = ("inventory", "payments")
+
+
 @dataclass(frozen=True)
 class CampaignConfig:
     """What to run, how hard to push, and where to keep the results.
@@ -96,6 +102,22 @@ class CampaignConfig:
     progress: bool = True
     cancel_rate: float = CANCEL_RATE
     """Fraction of the sagas the client cancels shortly after starting them."""
+    transport: str = "http"
+    """How workers reach the services: ``http``, ``amqp`` (every service through a private
+    RabbitMQ node) or ``mixed`` (:data:`MIXED_BROKER_PARTICIPANTS` through it, the rest HTTP)."""
+    broker_crashes: int = 0
+    """SIGKILLs of the private broker node (restarted), spread over the load."""
+    consumer_kills: int = 0
+    """SIGKILLs of broker participants (their consumers), every other one mid-command."""
+
+    @property
+    def broker_participants(self) -> tuple[str, ...]:
+        """The services reached through the broker."""
+        if self.transport == "amqp":
+            return ALL_SERVICES
+        if self.transport == "mixed":
+            return MIXED_BROKER_PARTICIPANTS
+        return ()
 
     def problems(self) -> list[str]:
         """Every reason these options cannot make a campaign (empty: fine)."""
@@ -112,6 +134,10 @@ class CampaignConfig:
                 "--kills, --zombies and --db-crashes cannot be negative",
             ),
             (self.partitions >= 0, "--partitions cannot be negative"),
+            (
+                self.broker_crashes >= 0 and self.consumer_kills >= 0,
+                "--broker-crashes and --consumer-kills cannot be negative",
+            ),
             (self.lease_s > 0.5, "--lease must be more than 0.5 seconds"),
             (self.time_limit_s > 0, "--time-limit must be positive"),
             (0 <= self.cancel_rate <= 1, "--cancel-rate must be in [0, 1]"),
@@ -128,6 +154,10 @@ class CampaignConfig:
             found.append("--db-crash runs its own PostgreSQL cluster: leave --database-url out")
         if not self.definitions:
             found.append("at least one definition is needed")
+        if self.transport not in TRANSPORTS:
+            found.append(f"unknown --transport {self.transport!r} (known: {', '.join(TRANSPORTS)})")
+        elif self.transport == "http" and (self.broker_crashes or self.consumer_kills):
+            found.append("--broker-crashes and --consumer-kills need --transport amqp or mixed")
         return found
 
     def _name_problems(self) -> list[str]:

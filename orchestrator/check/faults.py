@@ -12,6 +12,7 @@ reads the counts first and keeps them as the campaign's final figures.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,9 @@ class CampaignFaults:
         self.rules = rules
         self.transport_ids: list[int] = []
         self.final = FiredCounts()
+        #: Boards of service incarnations that were killed: their counts died with them.
+        self.buried: Boards = {}
+        self._last: Boards = {}
 
     async def install(self) -> None:
         """Post every rule where it belongs."""
@@ -57,17 +61,37 @@ class CampaignFaults:
                     )
                     self.transport_ids.append(int(created.json()["id"]))
                 else:
-                    url = self.participants[str(rule.participant)]
-                    (await http.post(f"{url}/_faults", json=rule.body())).raise_for_status()
+                    await self._post(http, rule)
+
+    async def _post(self, http: httpx.AsyncClient, rule: FaultRule) -> None:
+        url = self.participants[str(rule.participant)]
+        (await http.post(f"{url}/_faults", json=rule.body())).raise_for_status()
+
+    async def bury(self, service: str) -> None:
+        """Keep ``service``'s counts before it is killed (its board dies with it)."""
+        url = self.participants[service]
+        async with httpx.AsyncClient() as http:
+            board = (await http.get(f"{url}/_faults", timeout=10)).json()
+        self.buried.setdefault(service, []).extend(board)
+        self._last.pop(service, None)
+
+    async def reinstall(self, service: str) -> None:
+        """Post ``service``'s rules again to its new incarnation."""
+        async with httpx.AsyncClient() as http:
+            for rule in self.rules:
+                if rule.layer == "service" and rule.participant == service:
+                    await self._post(http, rule)
 
     async def read(self) -> FiredCounts:
         """The rules as they are now, with their counts."""
         transport = (await self.api.request("GET", "/v1/faults")).json()["items"]
+        boards: Boards = {}
         async with httpx.AsyncClient() as http:
-            boards = {
-                name: (await http.get(f"{url}/_faults", timeout=10)).json()
-                for name, url in self.participants.items()
-            }
+            for name, url in self.participants.items():
+                # One being restarted cannot answer: its last board stands for it meanwhile.
+                with contextlib.suppress(httpx.HTTPError):
+                    self._last[name] = (await http.get(f"{url}/_faults", timeout=10)).json()
+                boards[name] = [*self.buried.get(name, []), *self._last.get(name, [])]
         return FiredCounts(transport, boards)
 
     def fired_by_mode(self, counts: FiredCounts) -> dict[str, dict[str, int]]:

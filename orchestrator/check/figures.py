@@ -84,10 +84,12 @@ def wire_figures(calls: Iterable[WireCall]) -> dict[str, Any]:
     statuses: Counter[str] = Counter()
     unanswered = lost = 0
     by_worker: Counter[str] = Counter()
+    commands = 0
     for call in calls:
-        if call.method != "POST":
+        if call.method not in ("POST", "COMMAND"):
             continue
         by_worker[call.worker] += 1
+        commands += call.method == "COMMAND"
         if call.key is not None:
             keys[call.key] += 1
         if call.status is None:
@@ -97,6 +99,7 @@ def wire_figures(calls: Iterable[WireCall]) -> dict[str, Any]:
         lost += call.answer_lost
     return {
         "requests": sum(by_worker.values()),
+        "broker_commands": commands,
         "by_worker": dict(sorted(by_worker.items())),
         "answers": dict(sorted(statuses.items())),
         "keys": len(keys),

@@ -31,10 +31,14 @@ from pathlib import Path
 import httpx
 from sqlalchemy.engine import make_url
 
+from orchestrator.check.broker_wire import BrokerTap
+from orchestrator.check.evidence import WireCall
 from orchestrator.check.scrapes import MetricsBook
 from orchestrator.check.wire import WireTap
 from orchestrator.harness.processes import ManagedProcess, clean_environment, saga_command
 from orchestrator.harness.proxy import PartitionProxy
+from orchestrator.harness.rabbitmq import RabbitNode
+from orchestrator.transport.amqp import queue_health
 
 SERVICES = ("orders", "payments", "inventory", "shipping")
 
@@ -51,8 +55,15 @@ class Fleet:
         workers: int,
         lease_s: float,
         partitions: bool = False,
+        broker: RabbitNode | None = None,
+        broker_participants: frozenset[str] = frozenset(),
     ) -> None:
         self.workdir = workdir
+        #: The private broker the participants in ``broker_participants`` are reached through.
+        self.broker = broker
+        self.broker_participants = broker_participants if broker is not None else frozenset()
+        #: Each broker participant's command queue.
+        self.queues = {name: f"saga-check.{name}" for name in sorted(self.broker_participants)}
         self.orchestrator_url = orchestrator_url
         self.book = MetricsBook()
         self.participants = {
@@ -77,6 +88,7 @@ class Fleet:
                     "PARTICIPANT_ENABLE_FAULTS": "1",
                     "PARTICIPANT_DB_POOL_SIZE": "4",
                     "PARTICIPANT_DB_MAX_OVERFLOW": "4",
+                    **self._consumer_env(name),
                 },
                 workdir,
             )
@@ -87,6 +99,7 @@ class Fleet:
         self.workers: list[ManagedProcess] = []
         self.api: ManagedProcess | None = None
         self.tap: WireTap | None = None
+        self.broker_tap: BrokerTap | None = None
         #: Restarted workers that exited at start (the database was down).
         self.early_exits = 0
         self.partitions = partitions
@@ -95,6 +108,52 @@ class Fleet:
         #: Service name -> the proxy between the relays and it (partitions on).
         self.service_proxies: dict[str, PartitionProxy] = {}
         self._http = httpx.AsyncClient()
+
+    def _consumer_env(self, name: str) -> dict[str, str]:
+        if self.broker is None or name not in self.broker_participants:
+            return {}
+        return {
+            "PARTICIPANT_AMQP_URL": self.broker.url(),
+            "PARTICIPANT_AMQP_QUEUE": self.queues[name],
+        }
+
+    def _with_broker(self, routes: dict[str, list[str]]) -> dict[str, list[str]]:
+        """``routes`` with each broker participant's address instead (the broker is its witness)."""
+        if self.broker is None:
+            return routes
+        broker = self.broker.url()
+        return {
+            name: [f"{broker}?queue={self.queues[name]}"] if name in self.queues else urls
+            for name, urls in routes.items()
+        }
+
+    def worker_of(self, pid: int) -> str | None:
+        """The worker whose current incarnation has ``pid``."""
+        for worker in self.workers:
+            if worker.proc is not None and worker.proc.pid == pid:
+                return worker.name
+        return None
+
+    def in_flight(self, worker: str | None = None) -> int:
+        """Calls of ``worker`` (or anyone's) sent and not answered, over HTTP or the broker."""
+        total = self.tap.in_flight(worker) if self.tap is not None else 0
+        if self.broker_tap is not None:
+            total += self.broker_tap.in_flight(worker)
+        return total
+
+    def sent(self, worker: str) -> int:
+        """Calls ``worker`` has sent so far, over HTTP or the broker."""
+        total = self.tap.sent[worker] if self.tap is not None else 0
+        if self.broker_tap is not None:
+            total += self.broker_tap.sent[worker]
+        return total
+
+    def wire_calls(self) -> list[WireCall]:
+        """Every call the witnesses saw: the HTTP relays' and the broker's."""
+        calls = list(self.tap.calls) if self.tap is not None else []
+        if self.broker_tap is not None:
+            calls += self.broker_tap.calls
+        return calls
 
     def _orchestrator_env(
         self,
@@ -126,8 +185,14 @@ class Fleet:
         for process in self.participants.values():
             process.start()
         await asyncio.gather(*(p.wait_ready() for p in self.participants.values()))
+        if self.broker is not None:
+            self.broker_tap = BrokerTap(
+                self.broker, {q: name for name, q in self.queues.items()}, self.worker_of
+            )
+            await self.broker_tap.open()
+            await self._consuming()
         self.tap = WireTap(await self._service_routes())
-        direct = {name: [url] for name, url in self.participant_urls.items()}
+        direct = self._with_broker({name: [url] for name, url in self.participant_urls.items()})
         self.api = ManagedProcess(
             "api",
             [*saga_command(), "serve", "--role", "api", "--port", "{port}", "--no-migrate"],
@@ -137,7 +202,7 @@ class Fleet:
         self.api.start()
         for index in range(self.worker_count):
             name = f"worker{index + 1}"
-            routes = await self.tap.open(name)
+            routes = self._with_broker(await self.tap.open(name))
             self.workers.append(
                 ManagedProcess(
                     name,
@@ -160,6 +225,23 @@ class Fleet:
         for worker in self.workers:
             worker.start()
         await asyncio.gather(self.api.wait_ready(), *(w.wait_ready() for w in self.workers))
+
+    async def _consuming(self, timeout_s: float = 60.0) -> None:
+        """Until every broker participant consumes its queue (commands would wait otherwise)."""
+        assert self.broker is not None
+        deadline = time.monotonic() + timeout_s
+        for name, queue in self.queues.items():
+            url = f"{self.broker.url()}?queue={queue}"
+            while (await queue_health(url))["health"] != "up":
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} never consumed its queue {queue}")
+                await asyncio.sleep(0.2)
+
+    async def restart_participant(self, name: str, timeout_s: float = 120.0) -> None:
+        """Start service ``name`` again and wait until it answers (and consumes its queue)."""
+        process = self.participants[name]
+        process.start(same_port=True)  # the relays, the API and the faults know its address
+        await process.wait_ready(timeout_s=timeout_s)
 
     async def _service_routes(self) -> dict[str, str]:
         """Where the relays reach each service: directly, or through its proxy."""
@@ -240,6 +322,8 @@ class Fleet:
         await asyncio.gather(*(p.stop() for p in self.participants.values()))
         if self.tap is not None:
             await self.tap.close()
+        if self.broker_tap is not None:
+            await self.broker_tap.close()
         for proxy in [*self.db_proxies.values(), *self.service_proxies.values()]:
             await proxy.close()
         with contextlib.suppress(Exception):

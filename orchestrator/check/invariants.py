@@ -234,7 +234,8 @@ def _wire_keys(evidence: Evidence, name: str) -> tuple[int, list[Violation]]:
     keys: dict[tuple[str, str, str], set[str | None]] = defaultdict(set)
     for call in evidence.wire:
         saga = evidence.sagas.get(call.saga_id or "")
-        if call.method != "POST" or saga is None or call.step is None:
+        # POST: an HTTP call; COMMAND: a broker command (their keys are held alike).
+        if call.method not in ("POST", "COMMAND") or saga is None or call.step is None:
             continue
         phase = evidence.definitions[saga.definition].phase_of(
             call.participant, call.step, call.path

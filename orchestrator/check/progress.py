@@ -36,6 +36,8 @@ class Progress:
         zombies: int,
         db_crashes: int,
         partitions: int = 0,
+        broker_crashes: int = 0,
+        consumer_kills: int = 0,
         violations: Callable[[], Awaitable[int]] | None = None,
         violations_every_s: float = 15.0,
     ) -> None:
@@ -51,6 +53,8 @@ class Progress:
             "zombie": zombies,
             "db crash": db_crashes,
             "partition": partitions,
+            "broker crash": broker_crashes,
+            "consumer kill": consumer_kills,
         }
         self.phase = "load"
         self.faults = 0
@@ -65,6 +69,8 @@ class Progress:
             "zombie": len(log.zombies),
             "db crash": len(log.db_crashes),
             "partition": len(log.partitions),
+            "broker crash": len(log.broker_crashes),
+            "consumer kill": len(log.consumer_kills),
         }
         parts = [
             f"{self.phase}",

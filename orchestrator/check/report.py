@@ -22,6 +22,7 @@ def blind_spots(report: dict[str, Any]) -> list[str]:
     """What the campaign was asked to exercise and did not (each one fails it)."""
     found = [*_fault_spots(report), *_chaos_spots(report), *_callback_spots(report)]
     found += _partition_spots(report)
+    found += _broker_spots(report)
     if report["sagas"]["not_started"]:
         found.append(f"{report['sagas']['not_started']} sagas were never started (time limit)")
     return found
@@ -72,6 +73,19 @@ def _chaos_spots(report: dict[str, Any]) -> list[str]:
         for crash in crashes
         if crash.get("client_retries", 0) + worker_errors == 0
     ]
+    return found
+
+
+def _broker_spots(report: dict[str, Any]) -> list[str]:
+    config, chaos = report["config"], report["chaos"]
+    crashes, kills = chaos.get("broker_crashes", []), chaos.get("consumer_kills", [])
+    found: list[str] = []
+    if len(crashes) < config.get("broker_crashes", 0):
+        found.append(f"{len(crashes)} of {config['broker_crashes']} broker crashes happened")
+    if len(kills) < config.get("consumer_kills", 0):
+        found.append(f"{len(kills)} of {config['consumer_kills']} consumer kills happened")
+    if kills and not any(k["commands_unanswered"] for k in kills):
+        found.append("no consumer kill landed while a command was unanswered")
     return found
 
 
@@ -153,6 +167,17 @@ def _chaos_lines(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"database crash down {crash['down_s']:.1f}s at {crash['progress']:.0%} started "
             f"({crash['mode']}); client retries {crash.get('client_retries', 0)}"
+        )
+    for crash in chaos.get("broker_crashes", []):
+        lines.append(
+            f"broker crash   down {crash['down_s']:.1f}s at {crash['progress']:.0%} started "
+            f"({crash['mode']}) with {crash['commands_in_flight']} commands unanswered"
+        )
+    for kill in chaos.get("consumer_kills", []):
+        lines.append(
+            f"consumer kill  {kill['participant']} at {kill['progress']:.0%} started "
+            f"({'aimed' if kill['aimed'] else 'unaimed'}) with {kill['commands_unanswered']} "
+            f"commands unanswered, restarted after {kill['restart_after_s']:.1f}s"
         )
     retries = report["client"]["retries"]
     lines.append(

@@ -33,7 +33,7 @@ CANCEL_AFTER_S = 0.5
 """A cancel is sent up to this long after its saga's start was acknowledged."""
 
 Layer = Literal["transport", "service"]
-ChaosKind = Literal["kill", "zombie", "db_crash", "partition"]
+ChaosKind = Literal["kill", "zombie", "db_crash", "partition", "broker_crash", "consumer_kill"]
 PARTITION_CUTS = ("db:both", "db:to_client", "participant")
 """What the partitions cut, in turn: a worker from the database both ways, only its
 answers, then every worker from one participant."""
@@ -82,7 +82,8 @@ class ChaosEvent:
     """kill, zombie: first wait (5 s at most) for the worker to have a call in flight."""
     cut: str | None = None
     """partition: ``db:both``, ``db:to_client`` (worker slot ``worker``) or
-    ``participant:<name>``; ``hold_s`` is how long it lasts."""
+    ``participant:<name>``; ``hold_s`` is how long it lasts. consumer_kill:
+    ``participant:<name>``, the service killed (restarted after ``hold_s``)."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,10 @@ class Plan:
     lease_s: float = 3.0
     cancel_rate: float = CANCEL_RATE
     partitions: int = 0
+    broker_crashes: int = 0
+    consumer_kills: int = 0
+    #: The participants reached through the broker (whose consumers can be killed).
+    broker_participants: Sequence[str] = ()
 
 
 def build_schedule(plan: Plan) -> Schedule:
@@ -268,13 +273,16 @@ def _chaos(rng: random.Random, plan: Plan) -> tuple[ChaosEvent, ...]:
     zombies: list[ChaosKind] = ["zombie"] * plan.zombies
     partitions: list[ChaosKind] = ["partition"] * plan.partitions
     kinds = kills + zombies + crashes + partitions
+    # Added after the others: a schedule without broker chaos draws as it always did.
+    kinds += ["broker_crash"] * plan.broker_crashes
+    kinds += ["consumer_kill"] * plan.consumer_kills
     rng.shuffle(kinds)
     # One slot of the load per event, so that they spread over it instead of
     # bunching up (events run one after the other, and a zombie lasts seconds).
     low, high = 0.05, 0.9
     width = (high - low) / max(1, len(kinds))
     events: list[ChaosEvent] = []
-    kill_number = partition_number = 0
+    kill_number = partition_number = consumer_number = 0
     participants = sorted({s.participant for d in plan.definitions.values() for s in d.steps})
     for slot, kind in enumerate(kinds):
         at = low + width * (slot + rng.uniform(0.1, 0.9))
@@ -300,6 +308,12 @@ def _chaos(rng: random.Random, plan: Plan) -> tuple[ChaosEvent, ...]:
                 ChaosEvent(kind, at, rng.randrange(plan.workers), hold, aim=True, cut=cut)
             )
             partition_number += 1
+        elif kind == "consumer_kill":
+            # Every other one aimed at a command being handled; restarted after hold_s.
+            target = f"participant:{rng.choice(sorted(plan.broker_participants))}"
+            aim = consumer_number % 2 == 0
+            events.append(ChaosEvent(kind, at, 0, rng.uniform(0.5, 2.0), aim=aim, cut=target))
+            consumer_number += 1
         else:
             events.append(ChaosEvent(kind, at, 0, rng.uniform(2.0, 4.0)))
     return tuple(events)

@@ -120,6 +120,27 @@ class CouldNotRun(click.ClickException):
     help="Run a private PostgreSQL cluster and crash it (pg_ctl -m immediate) this many times.",
 )
 @click.option("--db-crash", is_flag=True, help="The same as --db-crashes 1.")
+@click.option(
+    "--transport",
+    type=click.Choice(["http", "amqp", "mixed"]),
+    default="http",
+    show_default=True,
+    help="How workers reach the services: HTTP, every service through a private RabbitMQ "
+    "node (amqp), or payments and inventory through it and the rest over HTTP (mixed).",
+)
+@click.option(
+    "--broker-crashes",
+    type=int,
+    default=None,
+    help="SIGKILL the private broker node this many times (restarted) [1 with a broker].",
+)
+@click.option(
+    "--consumer-kills",
+    type=int,
+    default=None,
+    help="SIGKILL broker participants this many times, every other one mid-command "
+    "(restarted) [2 with a broker].",
+)
 @click.option("--seed", default=1, show_default=True, help="Same seed, same schedule.")
 @click.option(
     "--definition",
@@ -171,6 +192,9 @@ def check(
     zombies: int,
     db_crashes: int,
     db_crash: bool,
+    transport: str,
+    broker_crashes: int | None,
+    consumer_kills: int | None,
     partitions: int,
     seed: int,
     definitions: tuple[str, ...],
@@ -221,10 +245,20 @@ def check(
         "lease_s": lease,
         "cancel_rate": cancel_rate,
         "partitions": partitions,
+        "transport": transport,
+        # With a broker, it is crashed and its consumers killed unless told otherwise.
+        "broker_crashes": (1 if transport != "http" else 0)
+        if broker_crashes is None
+        else broker_crashes,
+        "consumer_kills": (2 if transport != "http" else 0)
+        if consumer_kills is None
+        else consumer_kills,
     }
     if tier is not None:
         # Only what the user typed overrides the tier; click's defaults do not.
         typed = {_CONFIG_FIELD.get(name, name) for name in _typed(ctx)}
+        if "transport" in typed:  # a broker chosen brings its crashes and kills along
+            typed |= {"broker_crashes", "consumer_kills"}
         chosen = {k: v for k, v in chosen.items() if k in typed}
     config = replace(
         TIERS[tier].config() if tier else CampaignConfig(),

@@ -153,10 +153,12 @@ class ManagedProcess:
         """The log of the current incarnation."""
         return self.workdir / f"{self.name}.{self.incarnation}.log"
 
-    def start(self) -> None:
-        """Start a new incarnation on a fresh port."""
+    def start(self, *, same_port: bool = False) -> None:
+        """Start a new incarnation on a fresh port (or, with ``same_port``, on its last one:
+        a service its callers know by address comes back where it was)."""
         self.incarnation += 1
-        self.port = free_port()
+        if not (same_port and self.port):
+            self.port = free_port()
         self.paused = False
         argv = [a.replace("{port}", str(self.port)) for a in self.argv]
         with self.log_path.open("wb") as log:

@@ -250,6 +250,11 @@ class RabbitNode:
             raise BrokerError(f"rabbitmqctl {args[0]} on {self.name} failed: {said}")
         return done.stdout
 
+    def trace_on(self, vhost: str = "/") -> None:
+        """Turn the firehose on: a copy of every message published in ``vhost`` goes to
+        ``amq.rabbitmq.trace`` (off again after a restart: call it after each start)."""
+        self._ctl("trace_on", "-p", vhost)
+
     def processes(self) -> list[int]:
         """The pids of every live OS process of this node (not the shared epmd)."""
         entry = f"RABBITMQ_NODENAME={self.name}".encode()

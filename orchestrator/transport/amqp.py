@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 import uuid
 from collections import OrderedDict
@@ -63,12 +65,27 @@ from orchestrator.transport.routing import Routing
 log = logging.getLogger(__name__)
 
 SCHEMES = ("amqp://", "amqps://")
+REPLY_QUEUE_PREFIX = "saga.replies."
 #: The reply header carrying the answer's status (an integer with HTTP's meaning).
 STATUS_HEADER = "status"
 #: How many finished attempts are remembered to tell a late reply from a duplicate.
 _REMEMBERED = 10_000
 #: Longest wait for a broker connection within one attempt's deadline.
 _CONNECT_TIMEOUT_S = 5.0
+
+
+def reply_queue_name() -> str:
+    """``saga.replies.<host>.<pid>.<random>``: whose replies a queue holds, for an operator
+    listing queues (and for a witness attributing commands to processes)."""
+    return f"{REPLY_QUEUE_PREFIX}{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+
+
+def replying_pid(reply_to: str) -> int | None:
+    """The process whose reply queue is ``reply_to`` (see :func:`reply_queue_name`)."""
+    if not reply_to.startswith(REPLY_QUEUE_PREFIX):
+        return None
+    parts = reply_to.rsplit(".", 2)
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
 
 
 def is_amqp(url: str) -> bool:
@@ -266,7 +283,7 @@ class AmqpClient:
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             replies = await channel.declare_queue(
-                f"saga.replies.{uuid.uuid4().hex}", exclusive=True, auto_delete=True
+                reply_queue_name(), exclusive=True, auto_delete=True
             )
             broker = _Broker(url, connection, channel, replies)
             await replies.consume(partial(self._on_reply, broker), no_ack=True)
