@@ -35,7 +35,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
@@ -120,9 +120,17 @@ class RabbitNode:
     :meth:`destroy` deletes them.
     """
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
-        """A node (not started) in ``root`` with AMQP port ``port`` (a free one if None)."""
+    def __init__(
+        self, root: Path, port: int | None = None, config: Mapping[str, str] | None = None
+    ) -> None:
+        """A node (not started) in ``root`` with AMQP port ``port`` (a free one if None).
+
+        ``config``: more ``rabbitmq.conf`` settings (``default_user``, say), after the
+        harness's own.
+        """
         self.root = root
+        self.config = dict(config or {})
+        """The extra ``rabbitmq.conf`` settings."""
         self.port = port if port is not None else _node_port()
         self.dist_port = _node_port(self.port)
         """Its Erlang distribution port (what rabbitmqctl connects to, via epmd)."""
@@ -158,8 +166,11 @@ class RabbitNode:
         return self.root / f"{self.name}.pid"
 
     def url(self, vhost: str = "/") -> str:
-        """The AMQP URL of virtual host ``vhost`` for the default guest user."""
-        return f"amqp://guest:guest@127.0.0.1:{self.port}/{quote(vhost, safe='')}"
+        """The AMQP URL of virtual host ``vhost`` for the node's default user (guest
+        unless ``config`` names another)."""
+        user = quote(self.config.get("default_user", "guest"), safe="")
+        password = quote(self.config.get("default_pass", "guest"), safe="")
+        return f"amqp://{user}:{password}@127.0.0.1:{self.port}/{quote(vhost, safe='')}"
 
     def _as_user(self, *argv: str) -> list[str]:
         if self.user is None:
@@ -200,6 +211,7 @@ class RabbitNode:
             "loopback_users = none\n"
             # The node's log goes to its file only; stdout keeps the banner.
             "log.console = false\n"
+            + "".join(f"{key} = {value}\n" for key, value in self.config.items())
         )
         # Empty, so the machine's /etc/rabbitmq/rabbitmq-env.conf is not read.
         (self.root / "rabbitmq-env.conf").write_text("")
@@ -225,14 +237,20 @@ class RabbitNode:
             )
 
     def _ctl(self, *args: str, timeout_s: float = 60) -> str:
-        """``rabbitmqctl -n name args``; its stdout, or BrokerError with what it said."""
+        return self.cli("rabbitmqctl", *args, timeout_s=timeout_s)
+
+    def cli(self, tool: str, *args: str, timeout_s: float = 60) -> str:
+        """``tool -n name args``, ``tool`` a RabbitMQ CLI (``rabbitmqctl``,
+        ``rabbitmq-diagnostics``...), run as the node's user; its stdout, or
+        :class:`BrokerError` with what it said.
+        """
         env = {
             **_base_environment(),
             "RABBITMQ_CONF_ENV_FILE": str(self.root / "rabbitmq-env.conf"),
         }
         try:
             done = subprocess.run(
-                self._as_user(str(CTL), "-n", self.name, *args),
+                self._as_user(str(RABBITMQ_BIN / tool), "-n", self.name, *args),
                 capture_output=True,
                 text=True,
                 timeout=timeout_s,
@@ -243,11 +261,11 @@ class RabbitNode:
             )
         except subprocess.TimeoutExpired:
             raise BrokerError(
-                f"rabbitmqctl {args[0]} on {self.name}: no answer in {timeout_s:.0f}s"
+                f"{tool} {args[0]} on {self.name}: no answer in {timeout_s:.0f}s"
             ) from None
         if done.returncode != 0:
             said = (done.stderr.strip() or done.stdout.strip())[-2000:]
-            raise BrokerError(f"rabbitmqctl {args[0]} on {self.name} failed: {said}")
+            raise BrokerError(f"{tool} {args[0]} on {self.name} failed: {said}")
         return done.stdout
 
     def trace_on(self, vhost: str = "/") -> None:
@@ -395,9 +413,17 @@ class RabbitNode:
 
 
 @contextlib.contextmanager
-def private_node(root: Path | None = None, timeout_s: float = 60) -> Iterator[RabbitNode]:
-    """A started :class:`RabbitNode` in ``root`` (None: a new temporary one); destroyed on exit."""
-    node = RabbitNode(root if root is not None else Path(tempfile.mkdtemp(prefix="saga-rabbit-")))
+def private_node(
+    root: Path | None = None, timeout_s: float = 60, config: Mapping[str, str] | None = None
+) -> Iterator[RabbitNode]:
+    """A started :class:`RabbitNode` in ``root`` (None: a new temporary one); destroyed on exit.
+
+    ``config``: more ``rabbitmq.conf`` settings, as :class:`RabbitNode` takes them.
+    """
+    node = RabbitNode(
+        root if root is not None else Path(tempfile.mkdtemp(prefix="saga-rabbit-")),
+        config=config,
+    )
     try:
         node.start(timeout_s)
         yield node

@@ -3,29 +3,43 @@
 There is no container engine here, so the compose file is checked two ways:
 statically (commands, ports, environment, URLs and scrape targets agree with
 the code) and by running every application service's exact command as a local
-process, with only hosts, credentials, database names and host ports mapped to
-this machine.
+process, with only hosts, database credentials and names, and host ports
+mapped to this machine. A private RabbitMQ node stands in for the ``rabbitmq``
+service, with the user and password the compose gives it and checked by the
+compose's healthcheck command; the fleet then runs the mixed saga the compose
+sets up (payments and inventory over the broker, orders and shipping over HTTP).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
+import aio_pika
+import aiormq
+import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from orchestrator.harness.rabbitmq import RabbitNode, private_node, rabbitmq_installed
 from orchestrator.settings import Settings
 from participants.kit import ParticipantSettings
+from participants.kit.amqp import broker_url
+from participants.order_saga import EXAMPLE_INPUT, ORDER_DEFINITION
 from participants.registry import SERVICES
 from tests.support.databases import create_database, drop_database, pg_url, unique_name
+from tests.support.orchestrator import FINAL
 from tests.support.servers import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +50,13 @@ APP_SERVICES = {
     if spec.get("image", "").startswith("saga-orchestrator")
 }
 LONG_RUNNING = {n: s for n, s in APP_SERVICES.items() if s.get("restart") != "no"}
+ORCHESTRATORS = [n for n in LONG_RUNNING if n.startswith("orchestrator")]
 DB_URL = re.compile(r"postgresql://saga:saga@postgres:5432/(\w+)")
+RABBITMQ = COMPOSE["services"]["rabbitmq"]
+#: RabbitMQ's AMQP port inside its container.
+AMQP_PORT = 5672
+#: The participants the compose's orchestrators reach over RabbitMQ; the others, over HTTP.
+OVER_BROKER = {"payments", "inventory"}
 
 
 def option(command: list[str], name: str) -> str:
@@ -46,6 +66,25 @@ def option(command: list[str], name: str) -> str:
 def container_port(spec: dict[str, Any]) -> int:
     [mapping] = spec["ports"]
     return int(mapping.split(":")[1])
+
+
+def compose_participants() -> dict[str, str]:
+    """The orchestrators' ``SAGA_PARTICIPANTS``: participant -> address."""
+    participants: dict[str, str] = json.loads(
+        LONG_RUNNING["orchestrator-1"]["environment"]["SAGA_PARTICIPANTS"]
+    )
+    return participants
+
+
+def consumed_queue(service: str) -> str:
+    """The command queue a compose service consumes (the kit's default: its name)."""
+    queue: str = COMPOSE["services"][service]["environment"].get("PARTICIPANT_AMQP_QUEUE", service)
+    return queue
+
+
+def broker_login() -> tuple[str, str]:
+    env = RABBITMQ["environment"]
+    return env["RABBITMQ_DEFAULT_USER"], env["RABBITMQ_DEFAULT_PASS"]
 
 
 def test_every_app_service_uses_a_real_entry_point() -> None:
@@ -65,13 +104,59 @@ def test_every_app_service_uses_a_real_entry_point() -> None:
 def test_ports_agree_with_commands_and_participant_urls() -> None:
     for name, spec in LONG_RUNNING.items():
         assert int(option(spec["command"], "--port")) == container_port(spec), name
-    participants = json.loads(LONG_RUNNING["orchestrator-1"]["environment"]["SAGA_PARTICIPANTS"])
+    participants = compose_participants()
     assert set(participants) == set(SERVICES)
     for participant, url in participants.items():
+        if url.startswith("amqp://"):
+            continue  # test_broker_participants_name_the_queues_their_services_consume
         host, port = url.removeprefix("http://").split(":")
         assert host == participant
         assert int(port) == container_port(COMPOSE["services"][host])
         assert SERVICES[participant].port == int(port), "compose uses the default ports"
+
+
+def test_the_orchestrators_share_one_configuration() -> None:
+    first, *others = (LONG_RUNNING[n]["environment"] for n in ORCHESTRATORS)
+    assert len(ORCHESTRATORS) == 2
+    assert all(env == first for env in others)
+    assert APP_SERVICES["migrate"]["environment"] == first
+
+
+def test_rabbitmq_service_is_what_the_services_expect() -> None:
+    assert RABBITMQ["image"] in ("rabbitmq:3.13-management", "rabbitmq:3.13")
+    assert RABBITMQ["healthcheck"]["test"] == ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
+    assert f"{AMQP_PORT}:{AMQP_PORT}" in RABBITMQ["ports"]
+    [data] = [v for v in RABBITMQ["volumes"] if v.endswith(":/var/lib/rabbitmq")]
+    assert data.split(":")[0] in COMPOSE["volumes"], "the broker's data is in a named volume"
+    # The node is named after the host: a random container hostname would leave
+    # the volume's data behind at the first re-creation.
+    assert RABBITMQ["hostname"] == "rabbitmq"
+    user, password = broker_login()
+    assert (user, password) == ("saga", "saga")
+    for name in SERVICES:
+        spec = COMPOSE["services"][name]
+        url = urlsplit(spec["environment"]["PARTICIPANT_AMQP_URL"])
+        assert (url.scheme, url.hostname, url.port) == ("amqp", "rabbitmq", AMQP_PORT), name
+        assert (url.username, url.password) == (user, password), name
+        assert unquote(url.path[1:]) == "/", f"{name}: the default virtual host"
+        assert spec["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}, name
+        assert spec["depends_on"]["postgres"] == {"condition": "service_healthy"}, name
+    for name in ORCHESTRATORS:
+        assert LONG_RUNNING[name]["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}
+
+
+def test_broker_participants_name_the_queues_their_services_consume() -> None:
+    participants = compose_participants()
+    over_broker = {n for n, url in participants.items() if url.startswith("amqp://")}
+    assert over_broker == OVER_BROKER
+    assert set(participants) - over_broker, "a mixed saga: some participants over HTTP"
+    for name in over_broker:
+        url = participants[name]
+        assert parse_qs(urlsplit(url).query) == {"queue": [consumed_queue(name)]}, name
+        service_broker = COMPOSE["services"][name]["environment"]["PARTICIPANT_AMQP_URL"]
+        assert broker_url(url) == broker_url(service_broker), name
+    routed = Settings(participants=participants).participants
+    assert {n: urls[0] for n, urls in routed.items()} == participants
 
 
 def test_environment_names_real_settings() -> None:
@@ -134,7 +219,7 @@ def local_databases() -> Iterator[dict[str, str]]:
 
 
 def localise(
-    env: dict[str, str], databases: dict[str, str], ports: dict[str, int]
+    env: dict[str, str], databases: dict[str, str], ports: dict[str, int], broker_port: int
 ) -> dict[str, str]:
     out = {}
     for key, value in env.items():
@@ -144,6 +229,8 @@ def localise(
                 f"http://{service}:{container_port(COMPOSE['services'][service])}",
                 f"http://127.0.0.1:{port}",
             )
+        # Only host and port: the node has the compose's user and password.
+        value = value.replace(f"@rabbitmq:{AMQP_PORT}/", f"@127.0.0.1:{broker_port}/")
         out[key] = value
     return out
 
@@ -160,10 +247,75 @@ def argv(command: list[str], port: int | None) -> list[str]:
     return args
 
 
+@pytest.fixture
+def compose_broker() -> Iterator[RabbitNode]:
+    """A private RabbitMQ node standing in for the compose's ``rabbitmq``, healthy by its check."""
+    if not rabbitmq_installed():
+        pytest.skip("the RabbitMQ server is not installed")
+    user, password = broker_login()
+    with private_node(config={"default_user": user, "default_pass": password}) as node:
+        check = RABBITMQ["healthcheck"]["test"]
+        assert check[0] == "CMD"
+        node.cli(check[1], *check[2:], timeout_s=30)  # raises unless the check passes
+        yield node
+
+
+async def consumers(url: str, queues: Iterable[str]) -> dict[str, int]:
+    """Each queue's consumer count on the broker at ``url`` (0: not declared yet)."""
+    counts = {}
+    connection = await aio_pika.connect(url, timeout=5)
+    async with connection:
+        for queue in queues:
+            # A passive declare of a missing queue closes its channel: one channel each.
+            channel = await connection.channel()
+            try:
+                declared = await channel.declare_queue(queue, passive=True)
+                counts[queue] = declared.declaration_result.consumer_count or 0
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                counts[queue] = 0
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+    return counts
+
+
+def await_consumers(url: str, queues: list[str], timeout_s: float = 30) -> dict[str, int]:
+    """Until every queue has a consumer; the counts then (or at the deadline)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts = asyncio.run(consumers(url, queues))
+        if all(counts.values()) or time.monotonic() >= deadline:
+            return counts
+        time.sleep(0.2)
+
+
+def metric(base_url: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` with ``labels`` that a process exports."""
+    text = httpx.get(f"{base_url}/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def run_order_saga(api: httpx.Client, timeout_s: float = 30) -> dict[str, Any]:
+    """Start one order saga through ``api``; the saga once final."""
+    started = api.post("/v1/sagas", json={"definition": "order", "input": EXAMPLE_INPUT})
+    assert started.status_code == 201, started.text
+    deadline = time.monotonic() + timeout_s
+    while True:
+        saga: dict[str, Any] = api.get(f"/v1/sagas/{started.json()['id']}").json()
+        if saga["status"] in FINAL or time.monotonic() >= deadline:
+            return saga
+        time.sleep(0.1)
+
+
 @pytest.mark.e2e
 @pytest.mark.postgres
 def test_every_service_starts_with_its_compose_command(
-    local_databases: dict[str, str], tmp_path: Path
+    local_databases: dict[str, str], compose_broker: RabbitNode, tmp_path: Path
 ) -> None:
     ports = {name: free_port() for name in LONG_RUNNING}
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGA_", "PARTICIPANT_"))}
@@ -173,12 +325,18 @@ def test_every_service_starts_with_its_compose_command(
         cwd=tmp_path,
         check=True,
         timeout=120,
-        env={**base_env, **localise(migrate["environment"], local_databases, ports)},
+        env={
+            **base_env,
+            **localise(migrate["environment"], local_databases, ports, compose_broker.port),
+        },
     )
     processes = []
     try:
         for name, spec in LONG_RUNNING.items():
-            env = {**base_env, **localise(spec["environment"], local_databases, ports)}
+            env = {
+                **base_env,
+                **localise(spec["environment"], local_databases, ports, compose_broker.port),
+            }
             with (tmp_path / f"{name}.log").open("wb") as log:
                 processes.append(
                     subprocess.Popen(
@@ -192,10 +350,40 @@ def test_every_service_starts_with_its_compose_command(
         for name in LONG_RUNNING:
             path = "/readyz" if name.startswith("orchestrator") else "/healthz"
             wait_http(f"http://127.0.0.1:{ports[name]}{path}", timeout_s=60)
-        import httpx
+        # Every service, whichever transport the orchestrators use, consumes its queue.
+        queues = [consumed_queue(name) for name in SERVICES]
+        counts = await_consumers(compose_broker.url(), queues)
+        assert all(count >= 1 for count in counts.values()), counts
 
-        health = httpx.get(f"http://127.0.0.1:{ports['orchestrator-1']}/v1/participants").json()
-        assert {p["name"]: p["health"] for p in health["items"]} == dict.fromkeys(SERVICES, "up")
+        with httpx.Client(base_url=f"http://127.0.0.1:{ports['orchestrator-1']}") as api:
+            health = api.get("/v1/participants").json()["items"]
+            assert {p["name"]: p["health"] for p in health} == dict.fromkeys(SERVICES, "up")
+            over_broker = {p["name"] for p in health if p.get("transport") == "amqp"}
+            assert over_broker == OVER_BROKER
+            assert ":".join(broker_login()) + "@" not in json.dumps(health), "password shown"
+
+            assert api.post("/v1/definitions", json=ORDER_DEFINITION).status_code == 201
+            saga = run_order_saga(api)
+            assert saga["status"] == "completed", saga
+
+        # Which transport each step took: the orchestrators count what they published,
+        # the services what they answered from their queues.
+        for name in SERVICES:
+            published = sum(
+                metric(
+                    f"http://127.0.0.1:{ports[o]}", "saga_broker_published_total", participant=name
+                )
+                for o in ORCHESTRATORS
+            )
+            answered = metric(
+                f"http://127.0.0.1:{ports[name]}",
+                "participant_commands_total",
+                queue=consumed_queue(name),
+            )
+            if name in OVER_BROKER:
+                assert min(published, answered) >= 1, (name, published, answered)
+            else:
+                assert published == answered == 0, (name, published, answered)
     finally:
         for process in processes:
             process.terminate()
