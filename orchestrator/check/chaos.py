@@ -279,10 +279,10 @@ class Chaos:
         def holding() -> int:
             return sum(1 for c in tap.calls if c.participant == name and c.status is None)
 
+        if self.faults is not None:
+            await self.faults.bury(name)  # first: nothing awaited between the aim and the kill
         if event.aim:
             await wait_until(lambda: holding() > 0, interval_s=0.005, timeout_s=5.0)
-        if self.faults is not None:
-            await self.faults.bury(name)
         in_flight = holding()
         at = self._now()
         process.kill()

@@ -49,6 +49,9 @@ def test_help_documents_every_option() -> None:
         (["--transport-faults", "error,explode"], "unknown mode(s) explode"),
         (["--fault-rate", "1.5"], "--fault-rate"),
         (["--definition", "nope"], "nope"),
+        (["--broker-crashes", "1"], "need --transport amqp or mixed"),
+        (["--transport", "kafka"], "kafka"),
+        (["--transport", "amqp", "--consumer-kills", "-1"], "cannot be negative"),
     ],
 )
 def test_impossible_options_are_refused_before_anything_starts(
@@ -159,3 +162,19 @@ def test_an_unknown_tier_is_refused_naming_the_known_ones() -> None:
     assert result.exit_code == 2
     assert "marathon" in result.output
     assert "soak" in result.output
+
+
+def test_a_broker_transport_brings_its_crash_and_consumer_kills_along() -> None:
+    result = CliRunner().invoke(main, ["check", "--transport", "mixed", "--show-config"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert (shown["transport"], shown["broker_crashes"], shown["consumer_kills"]) == (
+        "mixed",
+        1,
+        2,
+    )
+    result = CliRunner().invoke(
+        main, ["check", "--tier", "ci", "--transport", "amqp", "--show-config"]
+    )
+    shown = json.loads(result.output)
+    assert (shown["sagas"], shown["broker_crashes"]) == (240, 1)

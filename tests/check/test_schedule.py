@@ -176,3 +176,21 @@ def test_cancels_are_a_seeded_few_that_leave_the_other_draws_alone() -> None:
 def test_a_small_campaign_still_cancels_one_saga() -> None:
     assert len(build_schedule(replace(PLAN, sagas=3)).cancels) == 1
     assert CampaignConfig(cancel_rate=1.5).problems() == ["--cancel-rate must be in [0, 1]"]
+
+
+def test_broker_chaos_leaves_the_rest_of_the_schedule_as_it_was() -> None:
+    plain = build_schedule(PLAN)
+    brokered = build_schedule(
+        replace(
+            PLAN, broker_crashes=1, consumer_kills=3, broker_participants=("inventory", "payments")
+        )
+    )
+    assert brokered.sagas == plain.sagas
+    assert brokered.rules == plain.rules
+    kinds = [e.kind for e in brokered.chaos]
+    assert kinds.count("broker_crash") == 1
+    assert kinds.count("consumer_kill") == 3
+    kills = [e for e in brokered.chaos if e.kind == "consumer_kill"]
+    assert {e.cut for e in kills} <= {"participant:inventory", "participant:payments"}
+    assert [e.aim for e in kills] == [True, False, True]  # every other one mid-command
+    assert build_schedule(replace(PLAN, broker_crashes=0)).as_json() == plain.as_json()
