@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_HOME = Path(".saga")
@@ -205,3 +205,25 @@ class Settings(BaseSettings):
             k: [u if u.startswith(_AMQP_SCHEMES) else u.rstrip("/") for u in v]
             for k, v in value.items()
         }
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used, each problem named by its variable (no value shown)."""
+
+
+def load_settings(**values: Any) -> Settings:
+    """:class:`Settings` from the environment (and ``values``), or :class:`SettingsError`.
+
+    Pydantic's own message repeats the offending input, which may hold a
+    password (a URL's): this one names the variable and the problem only.
+    """
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            variable = f"SAGA_{where.split('.')[0].upper()}"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{variable}: {message}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

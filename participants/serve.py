@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 
 import uvicorn
+from pydantic import ValidationError
 
 from participants.kit import ParticipantSettings, upgrade
 from participants.kit.settings import resolve_database_url
@@ -34,7 +35,15 @@ def main(service: str, argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
-    settings = ParticipantSettings()
+    try:
+        settings = ParticipantSettings()
+    except ValidationError as exc:
+        # Pydantic's message repeats the input, which may be a URL with its password.
+        problems = [
+            f"PARTICIPANT_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        parser.exit(2, f"{parser.prog}: invalid configuration: {'; '.join(problems)}\n")
     url = resolve_database_url(service, settings)
     if not args.no_migrate:
         upgrade(service, url)

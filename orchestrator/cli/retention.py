@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 import click
 
+from orchestrator.cli.server import settings_or_exit
 from orchestrator.clock import utcnow
-from orchestrator.settings import Settings
 from orchestrator.store import migrate, retention
 from orchestrator.store.engine import create_engine
 from orchestrator.store.errors import StoreUnavailable
@@ -83,7 +83,7 @@ def prune(
     the orchestrator runs. Parked (failed) sagas wait for an operator and are
     kept unless --include-failed.
     """
-    url = database_url or Settings().database_url
+    url = database_url or settings_or_exit().database_url
     try:
         cutoff = utcnow() - older_than
     except OverflowError:

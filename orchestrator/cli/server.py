@@ -19,12 +19,20 @@ import uvicorn
 from orchestrator import logs
 from orchestrator.api.server import server_options
 from orchestrator.otel import OtelNotInstalled
-from orchestrator.settings import DEFAULT_HOME, Settings
+from orchestrator.settings import DEFAULT_HOME, Settings, SettingsError, load_settings
 from orchestrator.store import migrate
 
 
 def _configure_logging(level: str, fmt: str) -> None:
     logs.configure(level, fmt)
+
+
+def settings_or_exit(**values: Any) -> Settings:
+    """The settings, or a one-line error naming what is wrong (no traceback, no secret)."""
+    try:
+        return load_settings(**values)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command()
@@ -42,7 +50,7 @@ def serve(host: str, port: int, role: str, no_migrate: bool) -> None:
     """Run the orchestrator (configured by SAGA_* environment variables)."""
     from orchestrator.api.app import create_app
 
-    settings = Settings()
+    settings = settings_or_exit()
     if settings.public_url is None:
         reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         settings = settings.model_copy(update={"public_url": f"http://{reachable}:{port}"})
@@ -77,7 +85,7 @@ def db() -> None:
 )
 def db_upgrade(participants: bool) -> None:
     """Run every migration to head: the orchestrator's and the example services'."""
-    settings = Settings()
+    settings = settings_or_exit()
     migrate.upgrade(settings.database_url)
     click.echo(f"orchestrator: at {migrate.head_revision()}")
     if participants:
@@ -139,7 +147,7 @@ def up(host: str, port: int, base_port: int | None) -> None:
         if source is click.core.ParameterSource.DEFAULT:
             port = base_port
     urls = {name: f"http://{host}:{ports[name]}" for name in SERVICES}
-    settings = Settings(
+    settings = settings_or_exit(
         participants={name: [url] for name, url in urls.items()},
         enable_faults=True,
         public_url=f"http://{host}:{port}",

@@ -302,3 +302,19 @@ def test_a_bad_broker_address_is_refused_without_its_password() -> None:
         Settings(participants={"p": ["http://a", "amqp://b/%2F?queue=p"]})
     shown = repr(Settings(participants={"p": ["amqp://svc:s3cr3t-pw@b/%2F?queue=p"]}))
     assert "s3cr3t-pw" not in shown
+
+
+def test_serve_refuses_a_bad_broker_address_in_one_line_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+
+    monkeypatch.setenv("SAGA_PARTICIPANTS", '{"payments": "amqp://svc:s3cr3t-pw@broker/%2F"}')
+    result = CliRunner().invoke(main, ["serve", "--port", "1"])
+    assert result.exit_code == 1
+    assert "SAGA_PARTICIPANTS: participant 'payments'" in result.output
+    assert "names no command queue" in result.output
+    assert "s3cr3t" not in result.output
+    assert "Traceback" not in result.output
