@@ -57,3 +57,15 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     # One line per participant call is ours to write, with the saga's fields.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    quiet_broker_client()
+
+
+def quiet_broker_client(level: int = logging.CRITICAL) -> None:
+    """Keep the broker client's reports of a lost connection out of the log.
+
+    A broker that restarts is seen in the calls' outcomes and in aio-pika's
+    one "reconnecting" line per attempt; aiormq's traceback of the reset and
+    aio-pika's callback errors while the channel is gone add nothing to act on.
+    """
+    logging.getLogger("aiormq").setLevel(level)
+    logging.getLogger("aio_pika.tools").setLevel(level)

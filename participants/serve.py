@@ -35,6 +35,10 @@ def main(service: str, argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
+    # A broker restart: aio-pika says "reconnecting" once per attempt; aiormq's
+    # traceback of the reset and callback errors while the channel is gone add nothing.
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)
+    logging.getLogger("aio_pika.tools").setLevel(logging.CRITICAL)
     try:
         settings = ParticipantSettings()
     except ValidationError as exc:

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+import aiormq
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
 from orchestrator.check.evidence import WireCall
 from orchestrator.harness.rabbitmq import RabbitNode
@@ -74,22 +75,45 @@ class BrokerTap:
         #: Commands each worker has published so far.
         self.sent: Counter[str] = Counter()
         self._pending: dict[str, _Command] = {}
-        self._connection: AbstractRobustConnection | None = None
+        self._connection: AbstractConnection | None = None
 
     async def open(self) -> None:
         """Turn tracing on and start following it."""
         await asyncio.to_thread(self.node.trace_on)
-        self._connection = await aio_pika.connect_robust(self.node.url(), timeout=10)
-        channel = await self._connection.channel()
-        queue = await channel.declare_queue(TRACE_QUEUE, durable=True)
-        await queue.bind("amq.rabbitmq.trace", "publish.#")
-        await queue.consume(self._on_trace, no_ack=True)
+        await self._follow()
+
+    async def _follow(self, timeout_s: float = 60.0) -> None:
+        # A connection of our own each time, not aio-pika's restored one: a restore that
+        # lands while the node is still recovering its queues can leave no consumer.
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                connection = await aio_pika.connect(self.node.url(), timeout=10)
+                channel = await connection.channel()
+                queue = await channel.declare_queue(TRACE_QUEUE, durable=True)
+                await queue.bind("amq.rabbitmq.trace", "publish.#")
+                await queue.consume(self._on_trace, no_ack=True)
+            except (OSError, aiormq.exceptions.AMQPError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+                continue
+            self._connection = connection
+            return
 
     async def after_restart(self) -> None:
-        """A restarted node traces nothing until told again."""
-        await asyncio.to_thread(self.node.trace_on)
+        """Follow the restarted node: trace again (a restart turns it off), consume again.
 
-    def _on_trace(self, message: AbstractIncomingMessage) -> None:
+        What the durable trace queue held survives the crash; commands published
+        between the start and the ``trace_on`` are not seen.
+        """
+        await asyncio.to_thread(self.node.trace_on)
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+        await self._follow()
+
+    async def _on_trace(self, message: AbstractIncomingMessage) -> None:
         headers: dict[str, Any] = dict(message.headers or {})
         routed = [str(k) for k in headers.get("routing_keys") or []]
         properties: dict[str, Any] = dict(headers.get("properties") or {})

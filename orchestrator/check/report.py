@@ -23,6 +23,7 @@ def blind_spots(report: dict[str, Any]) -> list[str]:
     found = [*_fault_spots(report), *_chaos_spots(report), *_callback_spots(report)]
     found += _partition_spots(report)
     found += _broker_spots(report)
+    found += _witness_spots(report)
     if report["sagas"]["not_started"]:
         found.append(f"{report['sagas']['not_started']} sagas were never started (time limit)")
     return found
@@ -74,6 +75,20 @@ def _chaos_spots(report: dict[str, Any]) -> list[str]:
         if crash.get("client_retries", 0) + worker_errors == 0
     ]
     return found
+
+
+def _witness_spots(report: dict[str, Any]) -> list[str]:
+    """The relays and the broker's firehose must have seen (nearly) every answered call.
+
+    Not every one: a worker killed between the answer and its record, or commands
+    published in the moment between a broker's restart and its tracing, are missed.
+    """
+    outcomes = report.get("calls", {}).get("by_outcome", {})
+    answered = sum(outcomes.get(k, 0) for k in ("succeeded", "rejected", "accepted"))
+    seen = report.get("wire", {}).get("requests", 0)
+    if answered and seen < 0.9 * answered:
+        return [f"the wire witnesses saw {seen} requests for {answered} answered calls"]
+    return []
 
 
 def _broker_spots(report: dict[str, Any]) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -275,6 +276,10 @@ def check(
     if show_config:
         click.echo(json.dumps({"tier": tier, **config.as_json()}, indent=2))
         return
+    # The campaign reports its broker crashes itself; the broker client's own
+    # reports of them would flood the terminal.
+    logging.getLogger("aio_pika").setLevel(logging.CRITICAL)
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)
     try:
         result = asyncio.run(run_campaign(config, sys.stderr))
     except (ClusterError, CampaignTimeout, ApiRefused, TimeoutError, RuntimeError, OSError) as exc:

@@ -46,6 +46,7 @@ def good_report() -> dict[str, Any]:
             "distinct_calls": 50,
             "calls_retried": 8,
             "most_attempts": 3,
+            "by_outcome": {"succeeded": 50, "rejected": 2, "transient": 8},
         },
         "wire": {"requests": 58, "keys_sent_more_than_once": 6},
         "faults": {
@@ -134,6 +135,24 @@ def test_an_unnoticed_database_crash_is_a_blind_spot() -> None:
     report["chaos"]["db_crashes"][0]["client_retries"] = 0
     report["orchestrator"]["database_errors"] = {}
     assert any("went unnoticed" in s for s in blind_spots(report))
+
+
+def test_a_witness_that_missed_calls_is_a_blind_spot() -> None:
+    report = good_report()
+    report["wire"]["requests"] = 40  # of 52 answered calls: a witness stopped watching
+    assert any("wire witnesses saw 40 requests" in s for s in blind_spots(report))
+
+
+def test_broker_chaos_that_did_not_happen_is_a_blind_spot() -> None:
+    report = good_report()
+    report["config"].update(broker_crashes=1, consumer_kills=2)
+    report["chaos"].update(
+        broker_crashes=[], consumer_kills=[{"commands_unanswered": 0, "participant": "payments"}]
+    )
+    spots = blind_spots(report)
+    assert "0 of 1 broker crashes happened" in spots
+    assert "1 of 2 consumer kills happened" in spots
+    assert "no consumer kill landed while a command was unanswered" in spots
 
 
 def test_no_fault_mode_is_required_when_faults_are_off() -> None:
