@@ -1,5 +1,5 @@
 """One measurement: a load through a mode, with the databases' commits and the
-driver's CPU time around it."""
+driver's and the participant's CPU time around it."""
 
 from __future__ import annotations
 
@@ -16,12 +16,20 @@ def warmup_count(sagas: int) -> int:
     return max(sagas // 10, 20)
 
 
-async def measure(mode: Mode, dbs: pg.Databases, *, sagas: int, in_flight: int) -> dict[str, Any]:
+async def measure(
+    mode: Mode,
+    dbs: pg.Databases,
+    *,
+    sagas: int,
+    in_flight: int,
+    participant_pid: int | None = None,
+) -> dict[str, Any]:
     """Warm up, then run ``sagas`` at ``in_flight`` through ``mode`` and return its figures.
 
     Commits are ``xact_commit`` deltas read after :func:`pg.settle`; the CPU
-    time is the driving process's, read as soon as the load ends (so its idle
-    time afterwards is not counted).
+    times are the driving process's and (given its pid) the participant's,
+    read as soon as the load ends (so their idle time afterwards is not
+    counted).
     """
     await keep_in_flight(mode.run_one, warmup_count(sagas), in_flight)
     await pg.settle()
@@ -30,8 +38,10 @@ async def measure(mode: Mode, dbs: pg.Databases, *, sagas: int, in_flight: int) 
     participant_before = await dbs.commits(dbs.participant)
     own_before = await mode.own_commits()
     cpu_before = procstat.cpu_seconds(mode.driver_pid)
+    served_before = procstat.cpu_seconds(participant_pid) if participant_pid else 0.0
     load = await keep_in_flight(mode.run_one, sagas, in_flight)
     cpu = procstat.cpu_seconds(mode.driver_pid) - cpu_before
+    served = procstat.cpu_seconds(participant_pid) - served_before if participant_pid else None
     own_after = await mode.own_commits()
     await pg.settle()
     state = (await dbs.commits(state_db) - state_before) if state_db else None
@@ -56,6 +66,7 @@ async def measure(mode: Mode, dbs: pg.Databases, *, sagas: int, in_flight: int) 
             else round((own_after - own_before) / n, 3)
         ),
         "cpu_ms_per_saga": round(cpu / n * 1000, 3),
+        "participant_cpu_ms_per_saga": None if served is None else round(served / n * 1000, 3),
     }
 
 

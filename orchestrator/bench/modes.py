@@ -1,8 +1,10 @@
-"""The three ways of running the benchmark saga that are compared.
+"""The four ways of running the benchmark saga that are compared.
 
 - ``plain``: this process calls the three steps in turn with httpx; nothing is
   persisted but the participant's own rows;
 - ``orchestrator``: one ``saga serve`` process; sagas are started over REST;
+- ``broker``: the same, but ``saga serve`` reaches the participant over AMQP
+  (RabbitMQ): a command message to the participant's queue, a reply back;
 - ``dbos``: the same three steps as a DBOS Transact workflow in a service of
   its own (:mod:`orchestrator.bench.dbos_service`).
 
@@ -29,7 +31,7 @@ from orchestrator.machine.state import FINAL_STATUSES, SagaStatus
 from orchestrator.settings import Settings
 from orchestrator.transport.pool import StackPoolTransport
 
-MODES = ("plain", "orchestrator", "dbos")
+MODES = ("plain", "orchestrator", "broker", "dbos")
 
 _AT_REST = sorted({*FINAL_STATUSES, SagaStatus.FAILED})
 
@@ -206,7 +208,7 @@ class Orchestrator(_ChildDriven):
         poll_s: float,
         in_flight: int = 64,
     ) -> None:
-        self.process = services.saga_serve("orchestrator", workdir, database_dsn, participant_url)
+        self.process = services.saga_serve(self.name, workdir, database_dsn, participant_url)
         self.state_database: str | None = database_name
         self._watcher = EndWatcher(database_dsn, poll_s)
         self._in_flight = in_flight
@@ -229,6 +231,18 @@ class Orchestrator(_ChildDriven):
     async def own_commits(self) -> float | None:
         assert self._http is not None
         return await own_commits(self._http, self.process)
+
+
+class OverBroker(Orchestrator):
+    """One ``saga serve`` process calling the participant over AMQP; sagas started over REST.
+
+    ``participant_url`` is the participant's broker address
+    (``amqp://...?queue=...``), whose queue the participant consumes. The
+    client's side is the HTTP orchestrator's: only the calls to the
+    participant change.
+    """
+
+    name = "broker"
 
 
 async def start_and_watch(http: httpx.AsyncClient | None, watcher: EndWatcher) -> Ended:

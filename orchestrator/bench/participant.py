@@ -6,11 +6,18 @@ nothing else in the way. The row is one of :data:`ROWS`, picked by the key, so
 that concurrent sagas touch different rows as different orders would: one hot
 row would queue every call behind the previous one's commit and measure that
 lock instead of the saga. Run: ``python -m orchestrator.bench.participant DSN PORT``.
+
+With ``BENCH_BROKER_URL`` and ``BENCH_QUEUE`` in its environment (a password
+has no place on a command line), the same process also consumes the
+endpoints' commands from that queue with the kit's
+:class:`~participants.kit.amqp.CommandConsumer`: each command is a request to
+this very app, in process, acknowledged only once its reply is published.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import zlib
 from collections.abc import AsyncIterator
@@ -22,7 +29,14 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from participants.kit.amqp import CommandConsumer
+from participants.kit.metrics import KitMetrics
+
 ROWS = 1024
+#: Commands delivered and handled at once: as many as the HTTP connections the
+#: orchestrator keeps to a participant, so that neither transport lets fewer calls
+#: through than the other (the pool of 16 connections bounds both alike).
+COMMANDS_AT_ONCE = 100
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS idempotency (key text PRIMARY KEY, answer jsonb NOT NULL);
@@ -38,9 +52,11 @@ async def _keep_session(_conn: Any) -> None:
     round trip, and one more transaction counted as a commit, for every call."""
 
 
-def create_app(dsn: str) -> FastAPI:
-    """The participant's app on database ``dsn`` (its tables are created at start)."""
+def create_app(dsn: str, broker_url: str | None = None, queue: str | None = None) -> FastAPI:
+    """The participant's app on database ``dsn`` (its tables are created at start); with
+    ``broker_url`` and ``queue``, also consuming its commands from that queue."""
     pool: Any = None
+    consumer: CommandConsumer | None = None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -48,10 +64,25 @@ def create_app(dsn: str) -> FastAPI:
         pool = await asyncpg.create_pool(dsn, min_size=4, max_size=16, reset=_keep_session)
         async with pool.acquire() as conn:
             await conn.execute(SCHEMA)
-        yield
-        await pool.close()
+        if consumer is not None:
+            consumer.start()
+        try:
+            yield
+        finally:
+            if consumer is not None:
+                await consumer.stop()
+            await pool.close()
 
     app = FastAPI(lifespan=lifespan)
+    if broker_url and queue:
+        consumer = CommandConsumer(
+            app,
+            broker_url,
+            queue,
+            KitMetrics(),
+            prefetch=COMMANDS_AT_ONCE,
+            concurrency=COMMANDS_AT_ONCE,
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -81,6 +112,5 @@ def create_app(dsn: str) -> FastAPI:
 
 
 if __name__ == "__main__":
-    uvicorn.run(
-        create_app(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning"
-    )
+    app = create_app(sys.argv[1], os.environ.get("BENCH_BROKER_URL"), os.environ.get("BENCH_QUEUE"))
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")

@@ -26,12 +26,15 @@ STATS_SETTLE_S = 11.0
 
 @dataclass
 class Databases:
-    """The orchestrator's, the participant's and DBOS's databases on one server."""
+    """The orchestrator's, the participant's and DBOS's databases on one server, and the
+    broker mode's orchestrator's (its own, so that neither ``saga serve``'s idle polls
+    count in the other's commits)."""
 
     server: Throwaways
     orchestrator: str
     participant: str
     dbos: str
+    broker: str
 
     def dsn(self, name: str) -> str:
         """A plain ``postgresql://`` DSN of database ``name`` on the server."""
@@ -39,7 +42,7 @@ class Databases:
 
     async def create(self, *, orchestrator_given: bool) -> None:
         """Create the throwaway databases (all but a given orchestrator database)."""
-        wanted = [self.participant, self.dbos]
+        wanted = [self.participant, self.dbos, self.broker]
         if not orchestrator_given:
             wanted.insert(0, self.orchestrator)
         for name in wanted:
@@ -71,12 +74,14 @@ def databases_for(run_id: str, database_url: str | None) -> tuple[Databases, boo
     prefix = f"saga_bench_{run_id}"
     if database_url is None:
         server = Throwaways(plain_dsn(local_admin_url()))
-        return Databases(server, prefix, f"{prefix}_participant", f"{prefix}_dbos"), False
+        names = (f"{prefix}_participant", f"{prefix}_dbos", f"{prefix}_broker")
+        return Databases(server, prefix, *names), False
     url = make_url(plain_dsn(database_url))
     if url.database is None:
         raise ValueError("--database-url needs a database name")
     server = Throwaways(url.set(database="postgres").render_as_string(hide_password=False))
-    return Databases(server, url.database, f"{prefix}_participant", f"{prefix}_dbos"), True
+    names = (f"{prefix}_participant", f"{prefix}_dbos", f"{prefix}_broker")
+    return Databases(server, url.database, *names), True
 
 
 async def settle() -> None:

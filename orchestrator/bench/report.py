@@ -8,13 +8,15 @@ from orchestrator.harness.tables import table
 
 
 def _ratio_cell(report: dict[str, Any], row: dict[str, Any], versus: str) -> str | None:
-    if row["mode"] != "orchestrator":
-        return None
     for r in report["ratios"]:
-        if r["in_flight"] == row["in_flight"] and r["versus"] == versus:
+        if (r["mode"], r["in_flight"], r["versus"]) == (row["mode"], row["in_flight"], versus):
             value = r["sagas_per_s"]
             return None if value is None else f"{value:.2f}x"
     return None
+
+
+def _ms(value: float | None) -> str | None:
+    return None if value is None else f"{value:.2f}"
 
 
 def render(report: dict[str, Any]) -> str:
@@ -25,6 +27,9 @@ def render(report: dict[str, Any]) -> str:
         f"{run['steps_per_saga']} steps per saga"
     ]
     parts += [f"  {message}" for message in report["skipped"].values()]
+    if run.get("broker"):
+        broker = run["broker"]
+        parts.append(f"  broker: {broker['url']}, queue {broker['queue']} (deleted at the end)")
     rows = [
         [
             r["mode"],
@@ -35,9 +40,11 @@ def render(report: dict[str, Any]) -> str:
             r["state_db_commits_per_saga"],
             r["participant_db_commits_per_saga"],
             f"{r['cpu_ms_per_saga']:.2f}",
+            _ms(r.get("participant_cpu_ms_per_saga")),
             f"{r['completed']}/{r['sagas']}",
             _ratio_cell(report, r, "plain"),
             _ratio_cell(report, r, "dbos"),
+            _ratio_cell(report, r, "orchestrator"),
         ]
         for r in report["results"]
     ]
@@ -50,9 +57,11 @@ def render(report: dict[str, Any]) -> str:
         "state db commits/saga",
         "participant commits/saga",
         "cpu ms/saga",
+        "participant cpu ms/saga",
         "completed",
         "vs plain",
         "vs dbos",
+        "vs http",
     ]
     parts += ["", table(headers, rows)]
     if report["scaling"]:

@@ -31,10 +31,16 @@ DEFINITION = {
 STEPS = len(DEFINITION["steps"])
 
 
-def participant(workdir: Path, dsn: str) -> ManagedProcess:
-    """The benchmark participant on database ``dsn``."""
+def participant(
+    workdir: Path, dsn: str, broker_url: str | None = None, queue: str | None = None
+) -> ManagedProcess:
+    """The benchmark participant on database ``dsn``; with ``broker_url`` and ``queue``,
+    also consuming its commands from that queue."""
     argv = [sys.executable, "-m", "orchestrator.bench.participant", dsn, "{port}"]
-    return ManagedProcess("participant", argv, clean_environment(), workdir)
+    env = clean_environment()
+    if broker_url and queue:
+        env |= {"BENCH_BROKER_URL": broker_url, "BENCH_QUEUE": queue}
+    return ManagedProcess("participant", argv, env, workdir)
 
 
 def saga_serve(

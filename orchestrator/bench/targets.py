@@ -82,25 +82,32 @@ def evaluate(
     return checks
 
 
+#: Each orchestrated mode and the modes it is compared with.
+_VERSUS = {"orchestrator": ("plain", "dbos"), "broker": ("plain", "dbos", "orchestrator")}
+
+
 def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Orchestrator over plain and over DBOS, per in-flight count: throughput and p50."""
+    """The orchestrator (over HTTP, over a broker) over plain and over DBOS, and over a
+    broker against over HTTP, per in-flight count: throughput and p50."""
     out: list[dict[str, Any]] = []
     for count in sorted({r["in_flight"] for r in results}):
-        orch = _row(results, "orchestrator", count)
-        if orch is None:
-            continue
-        for other in ("plain", "dbos"):
-            base = _row(results, other, count)
-            if base is None:
+        for mode, versus in _VERSUS.items():
+            row = _row(results, mode, count)
+            if row is None:
                 continue
-            out.append(
-                {
-                    "in_flight": count,
-                    "versus": other,
-                    "sagas_per_s": _ratio(orch["sagas_per_s"], base["sagas_per_s"]),
-                    "p50_ms": _ratio(orch["p50_ms"], base["p50_ms"]),
-                }
-            )
+            for other in versus:
+                base = _row(results, other, count)
+                if base is None:
+                    continue
+                out.append(
+                    {
+                        "mode": mode,
+                        "in_flight": count,
+                        "versus": other,
+                        "sagas_per_s": _ratio(row["sagas_per_s"], base["sagas_per_s"]),
+                        "p50_ms": _ratio(row["p50_ms"], base["p50_ms"]),
+                    }
+                )
     return out
 
 

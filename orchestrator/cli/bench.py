@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from orchestrator.bench.broker import DEFAULT_BROKER
 from orchestrator.bench.modes import MODES
 
 
@@ -80,6 +81,15 @@ def _modes(_ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
     "are created beside it. Default: throwaway databases on the local PostgreSQL.",
 )
 @click.option(
+    "--broker",
+    "broker_url",
+    default=DEFAULT_BROKER,
+    show_default="the machine's RabbitMQ, guest/guest",
+    help="The RabbitMQ node of the broker mode (amqp://user:pass@host:port/vhost). Only one "
+    "queue of the run's own is declared there, and deleted at the end; no answer: the mode "
+    "is skipped.",
+)
+@click.option(
     "--workdir", type=click.Path(path_type=Path), help="Process logs [.saga/bench/<run>]."
 )
 @click.option(
@@ -98,13 +108,15 @@ def bench(
     memory_sagas: tuple[int, ...],
     json_path: Path | None,
     database_url: str | None,
+    broker_url: str,
     workdir: Path | None,
     poll_ms: float,
 ) -> None:
     """Measure it: sagas/s, latency, commits and CPU against the plain chain and DBOS.
 
     Starts the benchmark participant and, each as its own process, `saga serve`
-    and (with the bench extra) a DBOS Transact service; runs the same
+    (calling it over HTTP, and another over RabbitMQ for the broker mode) and
+    (with the bench extra) a DBOS Transact service; runs the same
     three-step saga through each mode and as the plain chain of calls, at
     every --in-flight count, --runs times; prints the medians, the ratios and
     the targets met or missed, and writes every figure as JSON.
@@ -122,6 +134,7 @@ def bench(
         scaling=scaling,
         memory=(memory_sagas[0], memory_sagas[1]) if memory else None,
         database_url=database_url,
+        broker_url=broker_url,
         workdir=workdir,
         json_path=json_path,
         poll_s=poll_ms / 1000,

@@ -29,6 +29,7 @@ def test_help_documents_every_option() -> None:
         "--memory-sagas",
         "--json",
         "--database-url",
+        "--broker",
     ):
         assert option in result.output, option
 
@@ -40,6 +41,7 @@ def test_help_documents_every_option() -> None:
         (["--scaling", "1,two"], "comma-separated list of integers"),
         (["--in-flight", "0"], "at least 1"),
         (["--memory", "--memory-sagas", "5000,500"], "two increasing counts"),
+        (["--broker", "http://127.0.0.1:5672"], "amqp:// or amqps:// URL"),
     ],
 )
 def test_impossible_options_are_refused_before_anything_starts(

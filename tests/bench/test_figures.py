@@ -81,3 +81,25 @@ def test_every_target_is_met_or_missed_by_its_gap() -> None:
     assert checks["RSS growth from 2000 to 20000 sagas"]["met"]
     by = {(r["in_flight"], r["versus"]): r["sagas_per_s"] for r in ratios(results)}
     assert by == {(1, "plain"): 0.8, (1, "dbos"): 4.0, (50, "plain"): 0.5, (50, "dbos"): 5.0}
+
+
+def test_the_broker_mode_is_compared_with_plain_dbos_and_the_orchestrator_over_http() -> None:
+    results = [
+        _row("plain", 50, 1000.0, 50.0, None),
+        _row("orchestrator", 50, 500.0, 100.0, 4.0),
+        _row("broker", 50, 400.0, 125.0, 4.0),
+        _row("dbos", 50, 100.0, 500.0, 12.0),
+    ]
+    by = {(r["mode"], r["versus"]): r for r in ratios(results)}
+    assert set(by) == {
+        ("orchestrator", "plain"),
+        ("orchestrator", "dbos"),
+        ("broker", "plain"),
+        ("broker", "dbos"),
+        ("broker", "orchestrator"),
+    }
+    assert by[("broker", "orchestrator")]["sagas_per_s"] == 0.8
+    assert by[("broker", "orchestrator")]["p50_ms"] == 1.25
+    assert by[("broker", "dbos")]["sagas_per_s"] == 4.0
+    # The targets are the HTTP orchestrator's: the broker row adds none.
+    assert not [t for t in evaluate(results, 3, [], None) if "broker" in t["target"]]
