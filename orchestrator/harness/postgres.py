@@ -33,7 +33,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from orchestrator.harness.processes import free_port
+from orchestrator.harness.processes import down_for, free_port
 
 PG_BIN_ROOT = Path("/usr/lib/postgresql")
 
@@ -270,10 +270,7 @@ class PgCluster:
 
     async def crash_for(self, down_s: float) -> tuple[float, float]:
         """Crash, stay down ``down_s`` seconds, start again; returns (down at, up at)."""
-        down = await asyncio.to_thread(self.crash)
-        await asyncio.sleep(down_s)
-        await asyncio.to_thread(self.start)
-        up = time.monotonic()
+        down, up = await down_for(self.crash, self.start, down_s)
         self.crashes.append((down, up))
         return down, up
 

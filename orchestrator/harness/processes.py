@@ -57,6 +57,27 @@ def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
+def port_free(port: int) -> bool:
+    """Whether ``port`` on loopback can be bound now."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+async def down_for(
+    crash: Callable[[], float], start: Callable[[], None], down_s: float
+) -> tuple[float, float]:
+    """Crash a server (in a thread), keep it down ``down_s`` seconds, start it again;
+    returns (when it went down, when it was up again), by ``time.monotonic()``."""
+    down = await asyncio.to_thread(crash)
+    await asyncio.sleep(down_s)
+    await asyncio.to_thread(start)
+    return down, time.monotonic()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
     with socket.socket() as s:

@@ -25,7 +25,6 @@ can kill them all and nothing is left behind.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import pwd
@@ -39,7 +38,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
-from orchestrator.harness.processes import free_port
+from orchestrator.harness.processes import down_for, free_port, port_free
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 """Where the Debian package keeps the scripts ``/usr/sbin``'s wrappers call."""
@@ -64,15 +63,6 @@ class BrokerError(RuntimeError):
 def rabbitmq_installed() -> bool:
     """Whether a private node can be made here (the server scripts are installed)."""
     return all(os.access(path, os.X_OK) for path in (SERVER, CTL))
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def _accepts(port: int) -> bool:
@@ -303,7 +293,7 @@ class RabbitNode:
             raise BrokerError(f"{self.name} is already running")
         self._prepare()
         for port in (self.port, self.dist_port):
-            if not _port_free(port):
+            if not port_free(port):
                 raise BrokerError(f"{self.name}: port {port} is taken on 127.0.0.1")
         deadline = time.monotonic() + timeout_s
         with self.output.open("ab") as out:
@@ -396,10 +386,7 @@ class RabbitNode:
 
     async def crash_for(self, down_s: float) -> tuple[float, float]:
         """Crash, stay down ``down_s`` seconds, start again; returns (down at, up at)."""
-        down = await asyncio.to_thread(self.crash)
-        await asyncio.sleep(down_s)
-        await asyncio.to_thread(self.start)
-        up = time.monotonic()
+        down, up = await down_for(self.crash, self.start, down_s)
         self.crashes.append((down, up))
         return down, up
 

@@ -47,7 +47,6 @@ from aio_pika.abc import (
 )
 
 from orchestrator import json_codec
-from orchestrator.fault_rules import FaultRule
 from orchestrator.machine import OutcomeKind
 from orchestrator.metrics import Metrics
 from orchestrator.settings import redact_url
@@ -59,7 +58,7 @@ from orchestrator.transport.faults import (
     InjectedFault,
     send_with_fault,
 )
-from orchestrator.transport.outcome import CallResult, classify_response
+from orchestrator.transport.outcome import CallResult, call_result, classify_response
 from orchestrator.transport.routing import Routing
 
 log = logging.getLogger(__name__)
@@ -176,14 +175,15 @@ class AmqpClient:
         started = time.perf_counter()
         fault = await self.faults.pick(request.identity) if self.faults is not None else None
         if request.still_held is not None and not request.still_held():
-            return _result(started, OutcomeKind.TRANSIENT, None, fault, error=NOT_SENT)
+            return call_result(started, OutcomeKind.TRANSIENT, None, fault, error=NOT_SENT)
         participant = request.identity.participant
-        address: AmqpAddress | None = None
+        shown: str | None = None  # the address tried last, as the history may show it
         last_refusal = "no address of the participant took the command"
         try:
             async with asyncio.timeout(request.timeout_s):
                 for url in self.routing.candidates(participant):
                     address = self._addresses[url]
+                    shown = address.display()
                     try:
                         status, body = await send_with_fault(
                             fault, partial(self._send, address, request), request.timeout_s
@@ -195,27 +195,27 @@ class AmqpClient:
                 else:
                     raise _NotTaken(last_refusal)
         except TimeoutError:
-            return _result(
+            return call_result(
                 started,
                 OutcomeKind.TRANSIENT,
-                address,
+                shown,
                 fault,
                 error=f"timed out after {request.timeout_s * 1000:.0f} ms",
             )
         except (_NotTaken, InjectedFault) as exc:
-            return _result(
-                started, OutcomeKind.TRANSIENT, address, fault, error=f"{type(exc).__name__}: {exc}"
+            return call_result(
+                started, OutcomeKind.TRANSIENT, shown, fault, error=f"{type(exc).__name__}: {exc}"
             )
         if len(body) > self.max_response_bytes:
-            return _result(
+            return call_result(
                 started,
                 OutcomeKind.TRANSIENT,
-                address,
+                shown,
                 fault,
                 error=f"reply larger than {self.max_response_bytes} bytes",
             )
         kind, result, error = classify_response(status, body)
-        return _result(started, kind, address, fault, status=status, result=result, error=error)
+        return call_result(started, kind, shown, fault, status=status, result=result, error=error)
 
     async def _send(self, address: AmqpAddress, request: CallRequest) -> Answer:
         """Publish the command (confirmed), then wait for its reply until the caller's deadline."""
@@ -237,7 +237,9 @@ class AmqpClient:
                 type=request.path,
                 correlation_id=correlation_id,
                 reply_to=broker.replies.name,
-                headers=_headers(request, self._callback(request)),
+                headers=_headers(
+                    request, protocol.callback_for(request, self.callbacks, self.public_url)
+                ),
             )
             self._count("published", i.participant)
             try:
@@ -312,14 +314,6 @@ class AmqpClient:
         self._count("replies", attempt.participant, "matched")
         attempt.answer.set_result((_status(message), message.body))
 
-    def _callback(self, request: CallRequest) -> tuple[str, str] | None:
-        if not request.awaits_callback:
-            return None
-        if self.callbacks is None:
-            raise RuntimeError("a callback step was called by a client without callback tokens")
-        i = request.identity
-        return protocol.callback_url(self.public_url, i), self.callbacks.token(i)
-
     def _count(self, what: str, participant: str, kind: str = "") -> None:
         if self.metrics is None:
             return
@@ -353,27 +347,6 @@ def _status(message: AbstractIncomingMessage) -> int:
         return int(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return 502
-
-
-def _result(
-    started: float,
-    kind: OutcomeKind,
-    address: AmqpAddress | None,
-    fault: FaultRule | None,
-    *,
-    status: int | None = None,
-    result: Any = None,
-    error: str | None = None,
-) -> CallResult:
-    return CallResult(
-        kind=kind,
-        status=status,
-        result=result,
-        error=error,
-        duration_ms=(time.perf_counter() - started) * 1000,
-        url=address.display() if address is not None else None,
-        fault=fault.mode if fault is not None else None,
-    )
 
 
 async def queue_health(url: str, timeout_s: float = 2.0) -> dict[str, Any]:

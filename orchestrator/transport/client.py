@@ -11,12 +11,11 @@ from typing import Any
 import httpx
 
 from orchestrator import json_codec
-from orchestrator.fault_rules import FaultRule
 from orchestrator.machine import OutcomeKind
 from orchestrator.transport import protocol
 from orchestrator.transport.call import NOT_SENT, CallbackTokens, CallRequest
 from orchestrator.transport.faults import FaultPicker, InjectedFault, send_with_fault
-from orchestrator.transport.outcome import CallResult, classify_response
+from orchestrator.transport.outcome import CallResult, call_result, classify_response
 from orchestrator.transport.pool import StackPoolTransport
 from orchestrator.transport.routing import Routing
 
@@ -86,9 +85,11 @@ class ParticipantClient:
         started = time.perf_counter()
         fault = await self.faults.pick(request.identity) if self.faults is not None else None
         if request.still_held is not None and not request.still_held():
-            return self._result(started, OutcomeKind.TRANSIENT, None, None, error=NOT_SENT)
+            return call_result(started, OutcomeKind.TRANSIENT, None, None, error=NOT_SENT)
         content = json_codec.dumps(request.body)
-        headers = protocol.headers(request, self._callback(request))
+        headers = protocol.headers(
+            request, protocol.callback_for(request, self.callbacks, self.public_url)
+        )
         url: str | None = None
         try:
             async with asyncio.timeout(request.timeout_s):
@@ -106,7 +107,7 @@ class ParticipantClient:
                 else:
                     raise httpx.ConnectError("no base URL of the participant accepted a connection")
         except (TimeoutError, httpx.TimeoutException):
-            return self._result(
+            return call_result(
                 started,
                 OutcomeKind.TRANSIENT,
                 url,
@@ -114,7 +115,7 @@ class ParticipantClient:
                 error=f"timed out after {request.timeout_s * 1000:.0f} ms",
             )
         except _TooLarge:
-            return self._result(
+            return call_result(
                 started,
                 OutcomeKind.TRANSIENT,
                 url,
@@ -122,20 +123,11 @@ class ParticipantClient:
                 error=f"response larger than {self.max_response_bytes} bytes",
             )
         except (httpx.HTTPError, InjectedFault) as exc:
-            return self._result(
+            return call_result(
                 started, OutcomeKind.TRANSIENT, url, fault, error=f"{type(exc).__name__}: {exc}"
             )
         kind, result, error = classify_response(status, body)
-        return self._result(started, kind, url, fault, status=status, result=result, error=error)
-
-    def _callback(self, request: CallRequest) -> tuple[str, str] | None:
-        """``(url, token)`` completing the request's step, if it completes by callback."""
-        if not request.awaits_callback:
-            return None
-        if self.callbacks is None:
-            raise RuntimeError("a callback step was called by a client without callback tokens")
-        i = request.identity
-        return protocol.callback_url(self.public_url, i), self.callbacks.token(i)
+        return call_result(started, kind, url, fault, status=status, result=result, error=error)
 
     async def _send(
         self,
@@ -164,27 +156,6 @@ class ParticipantClient:
         finally:
             await response.aclose()
         return response.status_code, b"".join(chunks)
-
-    @staticmethod
-    def _result(
-        started: float,
-        kind: OutcomeKind,
-        url: str | None,
-        fault: FaultRule | None,
-        *,
-        status: int | None = None,
-        result: Any = None,
-        error: str | None = None,
-    ) -> CallResult:
-        return CallResult(
-            kind=kind,
-            status=status,
-            result=result,
-            error=error,
-            duration_ms=(time.perf_counter() - started) * 1000,
-            url=url,
-            fault=fault.mode if fault is not None else None,
-        )
 
 
 class _TooLarge(Exception):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.fault_rules import FaultRule
 from orchestrator.machine import OutcomeKind
 
 
@@ -20,6 +22,28 @@ class CallResult:
     duration_ms: float = 0.0
     url: str | None = None
     fault: str | None = None
+
+
+def call_result(
+    started: float,
+    kind: OutcomeKind,
+    url: str | None,
+    fault: FaultRule | None,
+    *,
+    status: int | None = None,
+    result: Any = None,
+    error: str | None = None,
+) -> CallResult:
+    """The outcome of an attempt begun at ``started`` (``time.perf_counter()``), timed now."""
+    return CallResult(
+        kind=kind,
+        status=status,
+        result=result,
+        error=error,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        url=url,
+        fault=fault.mode if fault is not None else None,
+    )
 
 
 def classify_status(status: int) -> OutcomeKind:

@@ -17,7 +17,7 @@ participant kit spells the same names on its side (a test holds them equal).
 
 from __future__ import annotations
 
-from orchestrator.transport.call import CallIdentity, CallRequest
+from orchestrator.transport.call import CallbackTokens, CallIdentity, CallRequest
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 SAGA_ID = "X-Saga-Id"
@@ -41,6 +41,17 @@ def idempotency_key(call: CallIdentity) -> str:
 def callback_url(public_url: str, call: CallIdentity) -> str:
     """The absolute URL that completes the call's step, under the API's ``public_url``."""
     return public_url + CALLBACK_PATH.format(id=call.saga_id, step=call.step)
+
+
+def callback_for(
+    request: CallRequest, callbacks: CallbackTokens | None, public_url: str
+) -> tuple[str, str] | None:
+    """``(url, token)`` completing the request's step, if it completes by callback."""
+    if not request.awaits_callback:
+        return None
+    if callbacks is None:
+        raise RuntimeError("a callback step was called by a client without callback tokens")
+    return callback_url(public_url, request.identity), callbacks.token(request.identity)
 
 
 def headers(request: CallRequest, callback: tuple[str, str] | None = None) -> dict[str, str]:
