@@ -224,6 +224,25 @@ class Alerts:
         await eventually(all_fire, f"{sorted(names)} firing", timeout_s, detail)
         self.seen.update(found)
 
+    async def wait_labelled(self, name: str, label: str, value: str, timeout_s: float) -> None:
+        """Until ``name`` is seen firing with ``label`` = ``value``.
+
+        Another instance of the same alert (another participant's) may fire
+        first: seeing the alert at all is not seeing this one.
+        """
+
+        async def fires() -> bool:
+            firing = (await self.firing_now()).get(name, [])
+            if any(a["labels"].get(label) == value for a in firing):
+                self.seen[name] = firing
+                return True
+            return False
+
+        def detail() -> str:
+            return json.dumps([(a["labels"], a["state"]) for a in self.last])
+
+        await eventually(fires, f"{name} firing for {label}={value}", timeout_s, detail)
+
     def labels(self, name: str, label: str) -> set[str]:
         return {a["labels"].get(label, "") for a in self.seen.get(name, [])}
 
@@ -342,6 +361,7 @@ async def test_dashboard_queries_and_alerts_against_a_live_fleet(
                 await asyncio.gather(*(w.stop() for w in fleet.workers))
                 await start_sagas(api, "order", saga_input, 1)
             await alerts.wait({"SagasParked", "ParticipantErrorRateHigh", "SagaBacklogOld"}, 90)
+            await alerts.wait_labelled("ParticipantErrorRateHigh", "participant", "inventory", 90)
             assert "inventory" in alerts.labels("ParticipantErrorRateHigh", "participant")
 
             await alerts.assert_quiet({"OrchestratorDatabaseUnavailable"})
