@@ -1,0 +1,301 @@
+"""The UI's pages and actions: ``/ui/sagas``, ``/ui/sagas/{id}``, login, and the one script.
+
+Everything shown is read through the same readers and operations as the REST
+API, and every action goes through the same operation with the same rules:
+the UI can do nothing the API would refuse. User data (inputs, results,
+errors) only ever reaches a page through Jinja2's autoescaping.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib import resources
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Header, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from orchestrator.api.deps import authenticate, saga_id
+from orchestrator.api.ui import security
+from orchestrator.api.ui.security import LoginRequired, check_csrf, csrf_token, keep_csrf
+from orchestrator.api.ui.timeline import steps_of, timeline_svg
+from orchestrator.api.views import saga_view
+from orchestrator.definitions import NAME_PATTERN
+from orchestrator.errors import OrchestratorError
+from orchestrator.machine import (
+    CancelRequested,
+    CompensateRequested,
+    Event,
+    RetryRequested,
+    SagaStatus,
+)
+from orchestrator.operations import Operations
+from orchestrator.runtime import Runtime
+from orchestrator.settings import redact_url
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+PAGE_SIZE = 25
+#: Counts by status are read at most this often per process (they are a group-by).
+COUNTS_TTL_S = 5.0
+AT_REST = {"completed", "compensated", "failed"}
+_STATIC = {"ui.js": "text/javascript", "ui.css": "text/css"}
+
+templates = Environment(
+    loader=PackageLoader("orchestrator.api.ui", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+)
+templates.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True)
+
+
+def _rt(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def _ops(request: Request) -> Operations:
+    ops: Operations = request.app.state.operations
+    return ops
+
+
+def _render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    token = csrf_token(request)
+    html = templates.get_template(name).render(csrf=token, **context)
+    response = HTMLResponse(html, status_code=status_code)
+    keep_csrf(request, response, token)
+    return response
+
+
+def login_redirect(request: Request) -> Response:
+    """Where a page asked for without a key sends the browser."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/ui/login?" + urlencode({"next": target}), status_code=303)
+
+
+@router.get("")
+async def home() -> RedirectResponse:
+    return RedirectResponse("/ui/sagas", status_code=303)
+
+
+@router.get("/login")
+async def login_page(request: Request, next: str = "/ui/sagas") -> HTMLResponse:
+    return _render(request, "login.html", next=_local(next), refused=False)
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    key: Annotated[str, Form(max_length=512)],
+    csrf: Annotated[str, Form(max_length=128)] = "",
+    next: Annotated[str, Form(max_length=2048)] = "/ui/sagas",
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        authenticate(_rt(request).settings, key)
+    except Exception:
+        return _render(request, "login.html", status_code=401, next=_local(next), refused=True)
+    response = RedirectResponse(_local(next), status_code=303)
+    security.keep_key(request, response, key)
+    return response
+
+
+def _local(target: str) -> str:
+    # Only a path of the UI: a login link must not send the browser elsewhere.
+    return target if target.startswith("/ui/") and not target.startswith("//") else "/ui/sagas"
+
+
+class _Counts:
+    """Open sagas by status, read at most every :data:`COUNTS_TTL_S` (per process)."""
+
+    def __init__(self) -> None:
+        self.read_at = 0.0
+        self.counts: dict[str, int] = {}
+
+    async def get(self, rt: Runtime) -> tuple[dict[str, int], float]:
+        if time.monotonic() - self.read_at > COUNTS_TTL_S:
+            self.counts, _ = await rt.reader.gauges()
+            self.read_at = time.monotonic()
+        return self.counts, time.monotonic() - self.read_at
+
+
+_counts = _Counts()
+
+
+@router.get("/sagas")
+async def sagas_page(
+    request: Request,
+    status: SagaStatus | None = None,
+    definition: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    try:
+        security.ui_caller(request)
+    except LoginRequired:
+        return login_redirect(request)
+    rt, ops = _rt(request), _ops(request)
+    page = await rt.reader.page(
+        status=status.value if status else None,
+        definition=definition or None,
+        limit=PAGE_SIZE,
+        cursor=cursor,
+    )
+    rows = []
+    for saga in page.items:
+        stored = await ops.definition(saga.definition_name, saga.definition_version)
+        rows.append(saga_view(saga, stored.definition))
+    counts, age_s = await _counts.get(rt)
+    # What a bulk retry of this filter would re-arm, shown before anyone confirms it.
+    retriable = (
+        len(await rt.reader.ids_to_retry(status="failed", definition=definition or None))
+        if status is SagaStatus.FAILED
+        else 0
+    )
+    filters = {"status": status.value if status else "", "definition": definition or ""}
+    kept = {k: v for k, v in filters.items() if v}
+    next_url = (
+        "/ui/sagas?" + urlencode({**kept, "cursor": page.next_cursor}) if page.next_cursor else None
+    )
+    return _render(
+        request,
+        "sagas.html",
+        rows=rows,
+        filters=filters,
+        statuses=[s.value for s in SagaStatus],
+        counts=counts,
+        counts_age_s=age_s,
+        next_url=next_url,
+        retriable=retriable,
+    )
+
+
+@router.get("/sagas/{id}")
+async def saga_page(request: Request, id: str, failures: bool = False) -> Response:
+    try:
+        security.ui_caller(request)
+    except LoginRequired:
+        return login_redirect(request)
+    rt, ops = _rt(request), _ops(request)
+    try:
+        saga = await ops.saga(saga_id(id))
+    except OrchestratorError as missing:
+        return _render(request, "error.html", status_code=missing.status, message=str(missing))
+    stored = await ops.definition(saga.definition_name, saga.definition_version)
+    view = saga_view(saga, stored.definition)
+    events = await rt.reader.history(saga.id)
+    for event in events:
+        detail = event.get("detail")
+        if isinstance(detail, dict) and isinstance(detail.get("url"), str):
+            detail["url"] = redact_url(detail["url"])
+    plan = stored.definition.plan()
+    shown = [e for e in events if _is_failure(e)] if failures else events
+    return _render(
+        request,
+        "saga.html",
+        saga=view,
+        events=shown,
+        event_count=len(events),
+        failures=failures,
+        timeline=Markup(timeline_svg(events, steps_of(plan))),
+        at_rest=view["status"] in AT_REST,
+    )
+
+
+def _is_failure(event: dict[str, Any]) -> bool:
+    return event.get("outcome") in ("rejected", "transient") or (
+        event.get("kind") == "transition" and (event.get("detail") or {}).get("to") == "failed"
+    )
+
+
+@router.get("/sagas/{id}/state")
+async def saga_state(request: Request, id: str) -> Response:
+    """The saga's status and steps as JSON, for the page's in-place refresh."""
+    try:
+        security.ui_caller(request)
+    except LoginRequired:
+        return JSONResponse({"error": "login required"}, status_code=401)
+    ops = _ops(request)
+    saga = await ops.saga(saga_id(id))
+    stored = await ops.definition(saga.definition_name, saga.definition_version)
+    view = saga_view(saga, stored.definition)
+    return JSONResponse(
+        {
+            "status": view["status"],
+            "version": view["version"],
+            "error": view["error"],
+            "steps": [
+                {k: s[k] for k in ("name", "status", "attempts", "compensation_attempts")}
+                for s in view["steps"]
+            ],
+        }
+    )
+
+
+@router.post("/sagas/retry")
+async def retry_matching(
+    request: Request,
+    definition: Annotated[str | None, Form(pattern=NAME_PATTERN)] = None,
+    x_csrf_token: Annotated[str | None, Header(max_length=128)] = None,
+) -> Response:
+    """Re-arm every failed saga matching the list's filter, as ``POST /v1/sagas/retry`` does."""
+    check_csrf(request, x_csrf_token or await _form_token(request))
+    try:
+        who = security.ui_caller(request)
+    except LoginRequired:
+        return JSONResponse({"error": "login required"}, status_code=401)
+    count = await _ops(request).retry_matching("failed", definition or None, None, who)
+    return JSONResponse({"ok": True, "message": f"{count} failed sagas re-armed", "retried": count})
+
+
+_ACTIONS: dict[str, type[Event]] = {
+    "cancel": CancelRequested,
+    "retry": RetryRequested,
+    "compensate": CompensateRequested,
+}
+
+
+@router.post("/sagas/{id}/{action}")
+async def saga_action(
+    request: Request,
+    id: str,
+    action: str,
+    x_csrf_token: Annotated[str | None, Header(max_length=128)] = None,
+) -> Response:
+    """Cancel, retry or compensate, as the API would; a refusal answers the API's message."""
+    check_csrf(request, x_csrf_token or await _form_token(request))
+    try:
+        who = security.ui_caller(request)
+    except LoginRequired:
+        return JSONResponse({"error": "login required"}, status_code=401)
+    if action not in _ACTIONS:
+        return JSONResponse({"error": f"unknown action {action!r}"}, status_code=404)
+    ops = _ops(request)
+    event = CancelRequested(f"cancelled by {who}") if action == "cancel" else _ACTIONS[action]()
+    try:
+        saga = await ops.request(saga_id(id), event, who)
+    except OrchestratorError as refused:
+        return JSONResponse({"ok": False, "message": str(refused)}, status_code=refused.status)
+    stored = await ops.definition(saga.definition_name, saga.definition_version)
+    view = saga_view(saga, stored.definition)
+    return JSONResponse({"ok": True, "message": f"{action}: accepted", "status": view["status"]})
+
+
+async def _form_token(request: Request) -> str | None:
+    if request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        value = (await request.form()).get(security.CSRF_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    """The UI's own script and stylesheet (shipped in the package)."""
+    if name not in _STATIC:
+        return Response(status_code=404)
+    body = resources.files("orchestrator.api.ui").joinpath("static", name).read_bytes()
+    return Response(body, media_type=_STATIC[name], headers={"Cache-Control": "max-age=300"})
