@@ -9,12 +9,13 @@ errors) only ever reaches a page through Jinja2's autoescaping.
 from __future__ import annotations
 
 import json
+import re
 import time
 from importlib import resources
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
-from fastapi import APIRouter, Form, Header, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -87,19 +88,16 @@ async def login_page(request: Request, next: str = "/ui/sagas") -> HTMLResponse:
 
 
 @router.post("/login")
-async def login(
-    request: Request,
-    key: Annotated[str, Form(max_length=512)],
-    csrf: Annotated[str, Form(max_length=128)] = "",
-    next: Annotated[str, Form(max_length=2048)] = "/ui/sagas",
-) -> Response:
-    check_csrf(request, csrf)
+async def login(request: Request) -> Response:
+    form = await _form(request)
+    check_csrf(request, form.get(security.CSRF_FIELD))
+    target = _local(form.get("next", "/ui/sagas"))
     try:
-        authenticate(_rt(request).settings, key)
-    except Exception:
-        return _render(request, "login.html", status_code=401, next=_local(next), refused=True)
-    response = RedirectResponse(_local(next), status_code=303)
-    security.keep_key(request, response, key)
+        authenticate(_rt(request).settings, form.get("key", ""))
+    except HTTPException:
+        return _render(request, "login.html", status_code=401, next=target, refused=True)
+    response = RedirectResponse(target, status_code=303)
+    security.keep_key(request, response, form["key"])
     return response
 
 
@@ -236,25 +234,23 @@ async def saga_state(request: Request, id: str) -> Response:
 
 @router.post("/sagas/retry")
 async def retry_matching(
-    request: Request,
-    definition: Annotated[str | None, Form(pattern=NAME_PATTERN)] = None,
-    x_csrf_token: Annotated[str | None, Header(max_length=128)] = None,
+    request: Request, x_csrf_token: Annotated[str | None, Header(max_length=128)] = None
 ) -> Response:
     """Re-arm every failed saga matching the list's filter, as ``POST /v1/sagas/retry`` does."""
-    check_csrf(request, x_csrf_token or await _form_token(request))
+    form = await _form(request)
+    check_csrf(request, x_csrf_token or form.get(security.CSRF_FIELD))
     try:
         who = security.ui_caller(request)
     except LoginRequired:
         return JSONResponse({"error": "login required"}, status_code=401)
-    count = await _ops(request).retry_matching("failed", definition or None, None, who)
+    definition = form.get("definition") or None
+    if definition is not None and not re.fullmatch(NAME_PATTERN, definition):
+        return JSONResponse({"ok": False, "message": "not a definition name"}, status_code=422)
+    count = await _ops(request).retry_matching("failed", definition, None, who)
     return JSONResponse({"ok": True, "message": f"{count} failed sagas re-armed", "retried": count})
 
 
-_ACTIONS: dict[str, type[Event]] = {
-    "cancel": CancelRequested,
-    "retry": RetryRequested,
-    "compensate": CompensateRequested,
-}
+_ACTIONS = ("cancel", "retry", "compensate")
 
 
 @router.post("/sagas/{id}/{action}")
@@ -265,7 +261,7 @@ async def saga_action(
     x_csrf_token: Annotated[str | None, Header(max_length=128)] = None,
 ) -> Response:
     """Cancel, retry or compensate, as the API would; a refusal answers the API's message."""
-    check_csrf(request, x_csrf_token or await _form_token(request))
+    check_csrf(request, x_csrf_token or (await _form(request)).get(security.CSRF_FIELD))
     try:
         who = security.ui_caller(request)
     except LoginRequired:
@@ -273,7 +269,13 @@ async def saga_action(
     if action not in _ACTIONS:
         return JSONResponse({"error": f"unknown action {action!r}"}, status_code=404)
     ops = _ops(request)
-    event = CancelRequested(f"cancelled by {who}") if action == "cancel" else _ACTIONS[action]()
+    event: Event = (
+        CancelRequested(f"cancelled by {who}")
+        if action == "cancel"
+        else RetryRequested()
+        if action == "retry"
+        else CompensateRequested()
+    )
     try:
         saga = await ops.request(saga_id(id), event, who)
     except OrchestratorError as refused:
@@ -283,13 +285,12 @@ async def saga_action(
     return JSONResponse({"ok": True, "message": f"{action}: accepted", "status": view["status"]})
 
 
-async def _form_token(request: Request) -> str | None:
-    if request.headers.get("content-type", "").startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
-    ):
-        value = (await request.form()).get(security.CSRF_FIELD)
-        return value if isinstance(value, str) else None
-    return None
+async def _form(request: Request) -> dict[str, str]:
+    """A form posted by a page (``application/x-www-form-urlencoded``), first value per name."""
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return {}
+    fields = parse_qs((await request.body()).decode(errors="replace"), max_num_fields=20)
+    return {name: values[0] for name, values in fields.items()}
 
 
 @router.get("/static/{name}")
