@@ -36,6 +36,13 @@ async def start(api: httpx.AsyncClient, name: str, saga_input: dict | None = Non
     return str(response.json()["id"])
 
 
+def without_undo(name: str, kind: str = "retriable") -> dict:
+    """A pivot or retriable step (neither has a compensation)."""
+    made = step(name, kind=kind)
+    del made["compensation"]
+    return made
+
+
 def token_of(page: httpx.Response) -> str:
     found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
     assert found, page.text[:500]
@@ -175,3 +182,26 @@ async def test_bulk_retry_of_the_filtered_failed_sagas_shows_its_count_first(
     for saga_id in ids:
         assert (await wait_final(api, saga_id))["status"] == "completed"
     assert (await api.get(f"/v1/sagas/{other}")).json()["status"] == "failed"
+
+
+async def test_definitions_participants_and_faults_pages(
+    api: httpx.AsyncClient, participant: ScriptedParticipant
+) -> None:
+    await register(api, "shown", [step("a"), without_undo("b", "pivot"), without_undo("c")])
+    changed = [step("a"), without_undo("b", "pivot")]
+    await register(api, "shown", changed)  # version 2
+    page = await api.get("/ui/definitions")
+    assert page.status_code == 200
+    assert 'data-definition="shown"' in page.text
+    assert "version 2" in page.text
+    assert "<svg" in page.text
+    first = await api.get("/ui/definitions", params={"name": "shown", "version": 1})
+    assert "version 1" in first.text
+    missing = await api.get("/ui/definitions", params={"name": "shown", "version": 9})
+    assert missing.status_code == 404
+    participants = await api.get("/ui/participants")
+    assert 'data-participant="p"' in participants.text
+    assert ">up<" in participants.text
+    faults = await api.get("/ui/faults")  # the test settings enable faults
+    assert faults.status_code == 200
+    assert 'href="/ui/faults"' in faults.text

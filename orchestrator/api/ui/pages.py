@@ -24,8 +24,10 @@ from orchestrator.api.deps import authenticate, saga_id
 from orchestrator.api.ui import security
 from orchestrator.api.ui.security import LoginRequired, check_csrf, csrf_token, keep_csrf
 from orchestrator.api.ui.timeline import steps_of, timeline_svg
-from orchestrator.api.views import saga_view
-from orchestrator.definitions import NAME_PATTERN
+from orchestrator.api import ops as ops_routes
+from orchestrator.api.ui.diagram import definition_svg
+from orchestrator.api.views import definition_view, saga_view
+from orchestrator.definitions import MAX_VERSION, NAME_PATTERN
 from orchestrator.errors import OrchestratorError
 from orchestrator.machine import (
     CancelRequested,
@@ -65,7 +67,8 @@ def _ops(request: Request) -> Operations:
 
 def _render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     token = csrf_token(request)
-    html = templates.get_template(name).render(csrf=token, **context)
+    faults_on = _rt(request).settings.enable_faults
+    html = templates.get_template(name).render(csrf=token, faults_on=faults_on, **context)
     response = HTMLResponse(html, status_code=status_code)
     keep_csrf(request, response, token)
     return response
@@ -291,6 +294,62 @@ async def _form(request: Request) -> dict[str, str]:
         return {}
     fields = parse_qs((await request.body()).decode(errors="replace"), max_num_fields=20)
     return {name: values[0] for name, values in fields.items()}
+
+
+@router.get("/definitions")
+async def definitions_page(
+    request: Request,
+    name: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
+) -> Response:
+    """Each definition's latest version (or the one asked for): its diagram beside its JSON."""
+    try:
+        security.ui_caller(request)
+    except LoginRequired:
+        return login_redirect(request)
+    rt, ops = _rt(request), _ops(request)
+    latest = await rt.definitions.latest_versions()
+    shown = []
+    for each, newest, _created in latest:
+        if name is not None and each != name:
+            continue
+        try:
+            stored = await ops.definition(each, version if name is not None else None)
+        except OrchestratorError as missing:
+            return _render(request, "error.html", status_code=missing.status, message=str(missing))
+        shown.append(
+            {
+                "view": definition_view(stored),
+                "versions": list(range(newest, 0, -1)),
+                "diagram": Markup(definition_svg(stored.definition)),  # escaped inside
+            }
+        )
+    return _render(request, "definitions.html", definitions=shown, name=name)
+
+
+@router.get("/participants")
+async def participants_page(request: Request) -> Response:
+    """Each participant's addresses and whether it answers (as ``GET /v1/participants``)."""
+    try:
+        security.ui_caller(request)
+    except LoginRequired:
+        return login_redirect(request)
+    listed = await ops_routes.participants(_rt(request))
+    return _render(request, "participants.html", participants=listed["items"])
+
+
+@router.get("/faults")
+async def faults_page(request: Request) -> Response:
+    """The injected-fault rules and how often each fired; only with faults enabled."""
+    try:
+        security.ui_caller(request)
+    except LoginRequired:
+        return login_redirect(request)
+    rt = _rt(request)
+    if not rt.settings.enable_faults:
+        return _render(request, "error.html", status_code=404, message="fault injection is off")
+    rules = [r.as_json() for r in await rt.faults.all()]
+    return _render(request, "faults.html", rules=rules)
 
 
 @router.get("/static/{name}")
