@@ -20,12 +20,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from orchestrator.api import ops as ops_routes
 from orchestrator.api.deps import authenticate, saga_id
 from orchestrator.api.ui import security
+from orchestrator.api.ui.diagram import definition_svg
 from orchestrator.api.ui.security import LoginRequired, check_csrf, csrf_token, keep_csrf
 from orchestrator.api.ui.timeline import steps_of, timeline_svg
-from orchestrator.api import ops as ops_routes
-from orchestrator.api.ui.diagram import definition_svg
 from orchestrator.api.views import definition_view, saga_view
 from orchestrator.definitions import MAX_VERSION, NAME_PATTERN
 from orchestrator.errors import OrchestratorError
@@ -65,10 +65,12 @@ def _ops(request: Request) -> Operations:
     return ops
 
 
-def _render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+def _render(
+    request: Request, template: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
     token = csrf_token(request)
     faults_on = _rt(request).settings.enable_faults
-    html = templates.get_template(name).render(csrf=token, faults_on=faults_on, **context)
+    html = templates.get_template(template).render(csrf=token, faults_on=faults_on, **context)
     response = HTMLResponse(html, status_code=status_code)
     keep_csrf(request, response, token)
     return response
@@ -324,7 +326,7 @@ async def definitions_page(
                 "diagram": Markup(definition_svg(stored.definition)),  # escaped inside
             }
         )
-    return _render(request, "definitions.html", definitions=shown, name=name)
+    return _render(request, "definitions.html", definitions=shown, chosen=name)
 
 
 @router.get("/participants")
