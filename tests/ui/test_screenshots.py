@@ -12,11 +12,17 @@ import httpx
 import pytest
 
 from orchestrator.check.config import definition
-from tests.support.orchestrator import step, wait_final
+from tests.support.orchestrator import (
+    cloned_database,
+    fast_settings,
+    running_orchestrator,
+    step,
+    wait_final,
+)
 from tests.support.participant import ScriptedParticipant
-from tests.ui.test_browser import browser, page, register, start, ui
+from tests.ui.test_browser import browser, page, register, start
 
-__all__ = ["browser", "page", "ui"]
+__all__ = ["browser", "page"]
 
 pytestmark = [
     pytest.mark.docs,
@@ -29,8 +35,17 @@ SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 async def test_take_the_screenshots(
-    ui: httpx.AsyncClient, participant: ScriptedParticipant, page: object
+    template_db: str, participant: ScriptedParticipant, participant_url: str, page: object
 ) -> None:
+    # Every name the built-in definitions use, all played by the scripted participant.
+    names = ("p", "orders", "inventory", "payments", "shipping")
+    with cloned_database(template_db) as url:
+        settings = fast_settings(url, {name: [participant_url] for name in names})
+        async with running_orchestrator(settings) as ui:
+            await _take(ui, participant, page)
+
+
+async def _take(ui: httpx.AsyncClient, participant: ScriptedParticipant, page: object) -> None:
     participant.script["reserve"] = [503, 503]
     participant.steady["charge"] = 409
     retry = {"max_attempts": 4, "initial_backoff_ms": 200, "max_backoff_ms": 800}

@@ -55,6 +55,35 @@ templates = Environment(
 templates.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True)
 
 
+def _summary(event: dict[str, Any]) -> str:
+    """One line saying what an event of the history was (its detail is one click away)."""
+    detail = event.get("detail") or {}
+    if not isinstance(detail, dict):
+        return "detail"
+    if event.get("kind") == "transition" and "to" in detail:
+        moved = f"{detail.get('from', '?')} → {detail['to']}"
+        error = detail.get("error")
+        return (
+            f"{moved}: {error['message']}"
+            if isinstance(error, dict) and "message" in error
+            else moved
+        )
+    if isinstance(detail.get("error"), str):
+        return str(detail["error"])
+    if "action" in detail:
+        return f"{detail['action']} by {detail.get('by', 'an operator')}"
+    status = detail.get("status")
+    took = detail.get("duration_ms")
+    parts = [
+        f"HTTP {status}" if status else "",
+        f"{took:.0f} ms" if isinstance(took, int | float) else "",
+    ]
+    return " · ".join(p for p in parts if p) or "detail"
+
+
+templates.globals["summary"] = _summary
+
+
 def _rt(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
@@ -70,7 +99,9 @@ def _render(
 ) -> HTMLResponse:
     token = csrf_token(request)
     faults_on = _rt(request).settings.enable_faults
-    html = templates.get_template(template).render(csrf=token, faults_on=faults_on, **context)
+    html = templates.get_template(template).render(
+        csrf=token, faults_on=faults_on, status_code=status_code, **context
+    )
     response = HTMLResponse(html, status_code=status_code)
     keep_csrf(request, response, token)
     return response
@@ -131,14 +162,23 @@ _counts = _Counts()
 @router.get("/sagas")
 async def sagas_page(
     request: Request,
-    status: SagaStatus | None = None,
-    definition: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    status_name: Annotated[str, Query(alias="status", max_length=32)] = "",
+    definition: Annotated[str, Query(max_length=64)] = "",
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
     try:
         security.ui_caller(request)
     except LoginRequired:
         return login_redirect(request)
+    # The filter form sends every field, empty ones included: empty means "any".
+    known = {s.value: s for s in SagaStatus}
+    if status_name and status_name not in known:
+        message = f"status: {status_name!r} is not one of {', '.join(known)}"
+        return _render(request, "error.html", status_code=422, message=message)
+    if definition and not re.fullmatch(NAME_PATTERN, definition):
+        message = f"definition: {definition!r} is not a definition name"
+        return _render(request, "error.html", status_code=422, message=message)
+    status = known.get(status_name)
     rt, ops = _rt(request), _ops(request)
     page = await rt.reader.page(
         status=status.value if status else None,
