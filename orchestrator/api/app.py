@@ -21,6 +21,7 @@ from orchestrator.api import (
 )
 from orchestrator.api.deps import caller
 from orchestrator.api.limits import BodyLimit, Deadline
+from orchestrator.api.ui import pages as ui_pages
 from orchestrator.operations import Operations
 from orchestrator.runtime import Runtime
 from orchestrator.settings import Settings
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, *, role: str = "all") -> FastAP
         )
         app.include_router(ops.v1, dependencies=authenticated)
         app.include_router(callbacks.router)  # authenticated by each step's token
+        app.include_router(ui_pages.router)  # authenticated by its own cookie (api/ui/security)
     app.include_router(ops.router)
     openapi.install(app)
     # Added innermost first: CORS answers preflights before anything else runs,

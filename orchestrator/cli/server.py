@@ -61,6 +61,9 @@ def serve(host: str, port: int, role: str, no_migrate: bool) -> None:
         app = create_app(settings, role=role)
     except OtelNotInstalled as exc:
         raise click.ClickException(str(exc)) from None
+    if role != "worker":
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        click.echo(f"saga serve: API http://{shown}:{port}/v1 · web UI http://{shown}:{port}/ui")
     uvicorn.run(
         app,
         host=host,
@@ -248,6 +251,7 @@ def _print_banner(host: str, port: int, urls: dict[str, str]) -> None:
     lines = [
         "",
         f"  orchestrator  http://{host}:{port}   (API docs: http://{host}:{port}/docs)",
+        f"  web UI        http://{host}:{port}/ui",
         *(f"  {name:<12}  {url}" for name, url in urls.items()),
         "",
         "  Try it:",
