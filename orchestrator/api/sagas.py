@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from orchestrator.api.deps import Caller, Ops, Rt, saga_id
 from orchestrator.api.limits import GuardedRoute, check_input_size
@@ -59,6 +60,13 @@ async def start_saga(
     return JSONResponse(saga_view(saga, stored.definition), status_code=201 if created else 200)
 
 
+def _iso_only(value: Any) -> Any:
+    # Pydantic would also take a number of seconds since 1970: the contract says ISO 8601.
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("an ISO 8601 date and time (2026-12-04T20:00:00Z), not a number")
+    return value
+
+
 @router.get("")
 async def list_sagas(
     ops: Ops,
@@ -67,10 +75,25 @@ async def list_sagas(
     definition: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
+    step: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    created_after: Annotated[datetime | None, BeforeValidator(_iso_only)] = None,
+    created_before: Annotated[datetime | None, BeforeValidator(_iso_only)] = None,
+    id: Annotated[str | None, Query(max_length=36)] = None,
 ) -> dict[str, Any]:
-    """Newest first, ``limit`` per page; pass ``next_cursor`` back for the next page."""
+    """Newest first, ``limit`` per page; pass ``next_cursor`` back for the next page.
+
+    ``step``: sagas whose error is at that step; ``created_after`` /
+    ``created_before``: ISO 8601 instants; ``id``: a prefix of the saga id.
+    """
     page = await rt.reader.page(
-        status=status.value if status else None, definition=definition, limit=limit, cursor=cursor
+        status=status.value if status else None,
+        definition=definition,
+        limit=limit,
+        cursor=cursor,
+        step=step,
+        created_after=created_after,
+        created_before=created_before,
+        id_prefix=id,
     )
     items = []
     for saga in page.items:

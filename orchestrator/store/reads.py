@@ -23,6 +23,23 @@ class Page:
     next_cursor: str | None
 
 
+def _aware(moment: datetime) -> datetime:
+    """A moment without a zone is read as UTC (the store keeps UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def id_range(prefix: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """The lowest and highest saga ids that start with ``prefix`` (hex digits; dashes ignored).
+
+    ``InvalidRequest`` naming ``id`` when it is not 1 to 32 hex digits.
+    """
+    digits = prefix.replace("-", "").lower()
+    if not 1 <= len(digits) <= 32 or any(c not in "0123456789abcdef" for c in digits):
+        message = "a prefix of a saga id is 1 to 32 hex digits"
+        raise InvalidRequest(message, fields=[{"field": "id", "message": message}])
+    return uuid.UUID(hex=digits.ljust(32, "0")), uuid.UUID(hex=digits.ljust(32, "f"))
+
+
 def encode_cursor(created_at: datetime, saga_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{saga_id}".encode()).decode()
 
@@ -44,14 +61,41 @@ class SagaReader:
         self.single = single_statements(engine)
 
     async def page(
-        self, *, status: str | None, definition: str | None, limit: int, cursor: str | None
+        self,
+        *,
+        status: str | None,
+        definition: str | None,
+        limit: int,
+        cursor: str | None,
+        step: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        id_prefix: str | None = None,
     ) -> Page:
-        """Newest first; ``cursor`` continues after the last saga of the previous page."""
+        """Newest first; ``cursor`` continues after the last saga of the previous page.
+
+        ``step`` keeps the sagas whose error names that step (where they failed);
+        ``id_prefix`` (hex digits of the id, dashes ignored) is a range of the
+        primary key, so it is answered from its index.
+        """
         query = sa.select(sagas_table)
         if status:
             query = query.where(sagas_table.c.status == status)
         if definition:
             query = query.where(sagas_table.c.definition_name == definition)
+        if step:
+            query = query.where(sagas_table.c.state["error"]["step"].as_string() == step)
+        at = sagas_table.c.created_at
+        if created_after is not None:
+            query = query.where(at > sa.literal(_aware(created_after), at.type))
+        if created_before is not None:
+            query = query.where(at < sa.literal(_aware(created_before), at.type))
+        if id_prefix:
+            low, high = id_range(id_prefix)
+            id_type = sagas_table.c.id.type
+            query = query.where(
+                sagas_table.c.id.between(sa.literal(low, id_type), sa.literal(high, id_type))
+            )
         if cursor:
             created, saga_id = decode_cursor(cursor)
             query = query.where(

@@ -205,3 +205,41 @@ async def test_definitions_participants_and_faults_pages(
     faults = await api.get("/ui/faults")  # the test settings enable faults
     assert faults.status_code == 200
     assert 'href="/ui/faults"' in faults.text
+
+
+async def test_filters_for_failed_step_creation_time_and_id_prefix(
+    api: httpx.AsyncClient, participant: ScriptedParticipant
+) -> None:
+    participant.steady["b"] = 409
+    await register(api, "two", [step("a"), step("b")])
+    await register(api, "one", [step("a")])
+    rejected = await start(api, "two")
+    await wait_final(api, rejected)
+    between = (await api.get(f"/v1/sagas/{rejected}")).json()["created_at"]
+    done = await start(api, "one")
+    await wait_final(api, done)
+
+    async def listed(**params: str) -> set[str]:
+        page = (await api.get("/v1/sagas", params=params)).json()
+        return {s["id"] for s in page["items"]}
+
+    assert await listed(step="b") == {rejected}
+    assert await listed(step="a") == set()
+    assert await listed(created_after=between) == {done}
+    assert await listed(created_before=between) == set()
+    assert await listed(id=done[:6]) == {done} | ({rejected} if rejected[:6] == done[:6] else set())
+    assert await listed(id=done.replace("-", "")) == {done}
+    refused = await api.get("/v1/sagas", params={"id": "xyz"})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["fields"][0]["field"] == "id"
+    page = await api.get("/ui/sagas", params={"step": "b", "id": rejected[:8]})
+    assert rejected[:8] in page.text
+    assert done[:8] not in page.text
+    assert 'name="step" value="b"' in page.text
+    naive = between[:16]  # YYYY-MM-DDTHH:MM, as a browser's datetime-local sends it (UTC)
+    assert (await api.get("/ui/sagas", params={"created_after": naive})).status_code == 200
+    bad = await api.get("/ui/sagas", params={"created_after": "yesterday"})
+    assert bad.status_code == 422
+    assert "created_after" in bad.text
+    bad_id = await api.get("/ui/sagas", params={"id": "not-hex!"})
+    assert bad_id.status_code == 422

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import datetime
 from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
@@ -165,6 +166,10 @@ async def sagas_page(
     status_name: Annotated[str, Query(alias="status", max_length=32)] = "",
     definition: Annotated[str, Query(max_length=64)] = "",
     cursor: Annotated[str | None, Query(max_length=512)] = None,
+    step: Annotated[str, Query(max_length=64)] = "",
+    created_after: Annotated[str, Query(max_length=40)] = "",
+    created_before: Annotated[str, Query(max_length=40)] = "",
+    id: Annotated[str, Query(max_length=36)] = "",
 ) -> Response:
     try:
         security.ui_caller(request)
@@ -178,14 +183,31 @@ async def sagas_page(
     if definition and not re.fullmatch(NAME_PATTERN, definition):
         message = f"definition: {definition!r} is not a definition name"
         return _render(request, "error.html", status_code=422, message=message)
+    if step and not re.fullmatch(NAME_PATTERN, step):
+        message = f"step: {step!r} is not a step name"
+        return _render(request, "error.html", status_code=422, message=message)
+    moments: dict[str, datetime | None] = {}
+    for field, value in (("created_after", created_after), ("created_before", created_before)):
+        try:
+            moments[field] = datetime.fromisoformat(value) if value else None
+        except ValueError:
+            message = f"{field}: {value!r} is not a date and time (YYYY-MM-DDTHH:MM, UTC)"
+            return _render(request, "error.html", status_code=422, message=message)
     status = known.get(status_name)
     rt, ops = _rt(request), _ops(request)
-    page = await rt.reader.page(
-        status=status.value if status else None,
-        definition=definition or None,
-        limit=PAGE_SIZE,
-        cursor=cursor,
-    )
+    try:
+        page = await rt.reader.page(
+            status=status.value if status else None,
+            definition=definition or None,
+            limit=PAGE_SIZE,
+            cursor=cursor,
+            step=step or None,
+            created_after=moments["created_after"],
+            created_before=moments["created_before"],
+            id_prefix=id or None,
+        )
+    except OrchestratorError as refused:
+        return _render(request, "error.html", status_code=refused.status, message=str(refused))
     rows = []
     for saga in page.items:
         stored = await ops.definition(saga.definition_name, saga.definition_version)
@@ -197,7 +219,14 @@ async def sagas_page(
         if status is SagaStatus.FAILED
         else 0
     )
-    filters = {"status": status.value if status else "", "definition": definition or ""}
+    filters = {
+        "status": status.value if status else "",
+        "definition": definition,
+        "step": step,
+        "created_after": created_after,
+        "created_before": created_before,
+        "id": id,
+    }
     kept = {k: v for k, v in filters.items() if v}
     next_url = (
         "/ui/sagas?" + urlencode({**kept, "cursor": page.next_cursor}) if page.next_cursor else None
