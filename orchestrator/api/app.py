@@ -22,6 +22,7 @@ from orchestrator.api import (
 from orchestrator.api.deps import caller
 from orchestrator.api.limits import BodyLimit, Deadline
 from orchestrator.api.ui import pages as ui_pages
+from orchestrator.api.ui.security import LoginRequired
 from orchestrator.operations import Operations
 from orchestrator.runtime import Runtime
 from orchestrator.settings import Settings
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, role: str = "all") -> FastAP
         app.include_router(ops.v1, dependencies=authenticated)
         app.include_router(callbacks.router)  # authenticated by each step's token
         app.include_router(ui_pages.router)  # authenticated by its own cookie (api/ui/security)
+        app.add_exception_handler(LoginRequired, ui_pages.login_required)
     app.include_router(ops.router)
     openapi.install(app)
     # Added innermost first: CORS answers preflights before anything else runs,

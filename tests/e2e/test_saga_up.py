@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from orchestrator.harness.processes import port_free
 from participants.order_saga import EXAMPLE_INPUT, ORDER_DEFINITION
 from participants.registry import SERVICES
 
@@ -41,15 +42,6 @@ HUGE = 1_000_000_000
 
 
 # -- processes and ports ---------------------------------------------------------------------
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def port_open(port: int) -> bool:

@@ -26,6 +26,7 @@ from tests.support.orchestrator import (
 )
 from tests.support.participant import ScriptedParticipant
 from tests.support.servers import serve_app
+from tests.ui.helpers import register, start
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
@@ -65,17 +66,6 @@ async def ui(template_db: str, participant_url: str) -> AsyncIterator[httpx.Asyn
     with cloned_database(template_db) as url:
         async with running_orchestrator(fast_settings(url, {"p": [participant_url]})) as api:
             yield api
-
-
-async def register(api: httpx.AsyncClient, name: str, steps: list[dict], **extra: object) -> None:
-    response = await api.post("/v1/definitions", json={"name": name, "steps": steps, **extra})
-    assert response.status_code == 201, response.text
-
-
-async def start(api: httpx.AsyncClient, name: str, saga_input: dict | None = None) -> str:
-    response = await api.post("/v1/sagas", json={"definition": name, "input": saga_input or {}})
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 async def parked(api: httpx.AsyncClient, participant: ScriptedParticipant, n: int) -> list[str]:

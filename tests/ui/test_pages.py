@@ -19,28 +19,11 @@ from tests.support.orchestrator import (
     wait_final,
 )
 from tests.support.participant import ScriptedParticipant
+from tests.ui.helpers import register, start, without_undo
 
 pytestmark = pytest.mark.postgres
 
 MALICIOUS = '<script>alert("owned")</script>'
-
-
-async def register(api: httpx.AsyncClient, name: str, steps: list[dict], **extra: object) -> None:
-    response = await api.post("/v1/definitions", json={"name": name, "steps": steps, **extra})
-    assert response.status_code == 201, response.text
-
-
-async def start(api: httpx.AsyncClient, name: str, saga_input: dict | None = None) -> str:
-    response = await api.post("/v1/sagas", json={"definition": name, "input": saga_input or {}})
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-def without_undo(name: str, kind: str = "retriable") -> dict:
-    """A pivot or retriable step (neither has a compensation)."""
-    made = step(name, kind=kind)
-    del made["compensation"]
-    return made
 
 
 def token_of(page: httpx.Response) -> str:

@@ -20,7 +20,8 @@ from tests.support.orchestrator import (
     wait_final,
 )
 from tests.support.participant import ScriptedParticipant
-from tests.ui.test_browser import browser, page, register, start
+from tests.ui.helpers import register, start, without_undo
+from tests.ui.test_browser import browser, page
 
 __all__ = ["browser", "page"]
 
@@ -49,8 +50,7 @@ async def _take(ui: httpx.AsyncClient, participant: ScriptedParticipant, page: o
     participant.script["reserve"] = [503, 503]
     participant.steady["charge"] = 409
     retry = {"max_attempts": 4, "initial_backoff_ms": 200, "max_backoff_ms": 800}
-    pivot = step("charge", kind="pivot", retry=retry)
-    del pivot["compensation"]
+    pivot = {**without_undo("charge", "pivot"), "retry": retry}
     steps = [step("create_order", retry=retry), step("reserve", retry=retry), pivot]
     await register(ui, "order_demo", steps)
     compensated = await start(ui, "order_demo", {"account": "alice", "amount": 30})

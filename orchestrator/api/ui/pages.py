@@ -25,7 +25,7 @@ from orchestrator.api import ops as ops_routes
 from orchestrator.api.deps import authenticate, saga_id
 from orchestrator.api.ui import security
 from orchestrator.api.ui.diagram import definition_svg
-from orchestrator.api.ui.security import LoginRequired, check_csrf, csrf_token, keep_csrf
+from orchestrator.api.ui.security import check_csrf, csrf_token, keep_csrf
 from orchestrator.api.ui.timeline import steps_of, timeline_svg
 from orchestrator.api.views import definition_view, saga_view
 from orchestrator.definitions import MAX_VERSION, NAME_PATTERN
@@ -108,8 +108,10 @@ def _render(
     return response
 
 
-def login_redirect(request: Request) -> Response:
-    """Where a page asked for without a key sends the browser."""
+async def login_required(request: Request, _: Exception) -> Response:
+    """Without a valid key: a page sends the browser to the login page, a script gets 401."""
+    if request.method != "GET" or request.url.path.endswith("/state"):
+        return JSONResponse({"error": "login required"}, status_code=401)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse("/ui/login?" + urlencode({"next": target}), status_code=303)
 
@@ -171,10 +173,7 @@ async def sagas_page(
     created_before: Annotated[str, Query(max_length=40)] = "",
     id: Annotated[str, Query(max_length=36)] = "",
 ) -> Response:
-    try:
-        security.ui_caller(request)
-    except LoginRequired:
-        return login_redirect(request)
+    security.ui_caller(request)
     # The filter form sends every field, empty ones included: empty means "any".
     known = {s.value: s for s in SagaStatus}
     if status_name and status_name not in known:
@@ -246,10 +245,7 @@ async def sagas_page(
 
 @router.get("/sagas/{id}")
 async def saga_page(request: Request, id: str, failures: bool = False) -> Response:
-    try:
-        security.ui_caller(request)
-    except LoginRequired:
-        return login_redirect(request)
+    security.ui_caller(request)
     rt, ops = _rt(request), _ops(request)
     try:
         saga = await ops.saga(saga_id(id))
@@ -285,10 +281,7 @@ def _is_failure(event: dict[str, Any]) -> bool:
 @router.get("/sagas/{id}/state")
 async def saga_state(request: Request, id: str) -> Response:
     """The saga's status and steps as JSON, for the page's in-place refresh."""
-    try:
-        security.ui_caller(request)
-    except LoginRequired:
-        return JSONResponse({"error": "login required"}, status_code=401)
+    security.ui_caller(request)
     ops = _ops(request)
     saga = await ops.saga(saga_id(id))
     stored = await ops.definition(saga.definition_name, saga.definition_version)
@@ -313,10 +306,7 @@ async def retry_matching(
     """Re-arm every failed saga matching the list's filter, as ``POST /v1/sagas/retry`` does."""
     form = await _form(request)
     check_csrf(request, x_csrf_token or form.get(security.CSRF_FIELD))
-    try:
-        who = security.ui_caller(request)
-    except LoginRequired:
-        return JSONResponse({"error": "login required"}, status_code=401)
+    who = security.ui_caller(request)
     definition = form.get("definition") or None
     if definition is not None and not re.fullmatch(NAME_PATTERN, definition):
         return JSONResponse({"ok": False, "message": "not a definition name"}, status_code=422)
@@ -336,10 +326,7 @@ async def saga_action(
 ) -> Response:
     """Cancel, retry or compensate, as the API would; a refusal answers the API's message."""
     check_csrf(request, x_csrf_token or (await _form(request)).get(security.CSRF_FIELD))
-    try:
-        who = security.ui_caller(request)
-    except LoginRequired:
-        return JSONResponse({"error": "login required"}, status_code=401)
+    who = security.ui_caller(request)
     if action not in _ACTIONS:
         return JSONResponse({"error": f"unknown action {action!r}"}, status_code=404)
     ops = _ops(request)
@@ -374,10 +361,7 @@ async def definitions_page(
     version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
 ) -> Response:
     """Each definition's latest version (or the one asked for): its diagram beside its JSON."""
-    try:
-        security.ui_caller(request)
-    except LoginRequired:
-        return login_redirect(request)
+    security.ui_caller(request)
     rt, ops = _rt(request), _ops(request)
     latest = await rt.definitions.latest_versions()
     shown = []
@@ -401,10 +385,7 @@ async def definitions_page(
 @router.get("/participants")
 async def participants_page(request: Request) -> Response:
     """Each participant's addresses and whether it answers (as ``GET /v1/participants``)."""
-    try:
-        security.ui_caller(request)
-    except LoginRequired:
-        return login_redirect(request)
+    security.ui_caller(request)
     listed = await ops_routes.participants(_rt(request))
     return _render(request, "participants.html", participants=listed["items"])
 
@@ -412,10 +393,7 @@ async def participants_page(request: Request) -> Response:
 @router.get("/faults")
 async def faults_page(request: Request) -> Response:
     """The injected-fault rules and how often each fired; only with faults enabled."""
-    try:
-        security.ui_caller(request)
-    except LoginRequired:
-        return login_redirect(request)
+    security.ui_caller(request)
     rt = _rt(request)
     if not rt.settings.enable_faults:
         return _render(request, "error.html", status_code=404, message="fault injection is off")

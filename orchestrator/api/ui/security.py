@@ -27,7 +27,7 @@ KEY_COOKIE = "saga_key"
 
 
 class LoginRequired(Exception):
-    """A page was asked for without a valid key: the answer is the login page."""
+    """The UI was used without a valid key (answered by ``pages.login_required``)."""
 
 
 def csrf_token(request: Request) -> str:
